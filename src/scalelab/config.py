@@ -1,0 +1,327 @@
+"""Typed configs and the presets built from one size dial.
+
+Every stage takes one of the small dataclasses below. A preset (`smoke`, `tiny`, `gpu`) is not a
+giant hand-written object: `preset(name)` turns one dial, `scale`, into world size, vocabulary,
+ladder depths and token budgets, so the three presets differ only where the dial says they must.
+Any field can then be overridden with dotted keys (`train.lr=3e-3`) from the command line or a
+YAML file; an unknown preset or key is an error that lists the valid ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A user-supplied preset name, key or value is invalid; the message says how to fix it."""
+
+
+@dataclass
+class WorldConfig:
+    """How big the synthetic world is and what its pretraining mix looks like."""
+
+    seed: int = 0
+    n_people: int = 400
+    n_towns: int = 60
+    n_creatures: int = 60
+    n_tools: int = 60
+    n_compounds: int = 24
+    n_reagents: int = 30
+    n_docs: int = 20000
+    val_fraction: float = 0.02
+    zipf_exponent: float = 1.1
+    hazard_rate: float = 0.02
+    genre_weights: dict[str, float] = field(
+        default_factory=lambda: {"story": 0.3, "encyclopedia": 0.35, "arithmetic": 0.15, "chat": 0.2}
+    )
+    arithmetic_max_digits: int = 4
+    eval_items_per_set: int = 200
+
+
+@dataclass
+class TokenizerConfig:
+    """Byte-level BPE trained on the corpus."""
+
+    vocab_size: int = 2048
+    max_train_chars: int = 20_000_000
+
+
+@dataclass
+class ModelConfig:
+    """A Llama-style decoder. `depth` is the size dial: width and heads follow from it."""
+
+    depth: int = 4
+    aspect_ratio: int = 32  # d_model = depth * aspect_ratio (nanochat uses 64 at larger scale)
+    head_dim: int = 32
+    n_kv_heads: int | None = None  # None: multi-head attention (kv heads = heads)
+    ffn_mult: float = 8 / 3  # SwiGLU hidden = round_up(ffn_mult * d_model, 16)
+    vocab_size: int = 2048
+    max_seq_len: int = 256
+    tie_embeddings: bool = True
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-5
+    init_std: float = 0.02
+
+    @property
+    def d_model(self) -> int:
+        return self.depth * self.aspect_ratio
+
+    @property
+    def n_heads(self) -> int:
+        if self.d_model % self.head_dim:
+            raise ConfigError(
+                f"model.d_model={self.d_model} (depth*aspect_ratio) is not a multiple of "
+                f"model.head_dim={self.head_dim}; change depth, aspect_ratio or head_dim"
+            )
+        return self.d_model // self.head_dim
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_heads or self.n_heads
+
+    @property
+    def d_ff(self) -> int:
+        return int(-(-int(self.ffn_mult * self.d_model) // 16) * 16)
+
+
+@dataclass
+class TrainConfig:
+    """Optimiser, schedule, budget and bookkeeping of one pretraining run."""
+
+    seq_len: int = 256
+    batch_size: int = 16  # sequences per optimiser step, summed over all processes
+    lr: float = 3e-3
+    lr_scaling: str = "sqrt_width"  # lr = lr * sqrt(ref_width / d_model); "none" keeps lr as is
+    lr_ref_width: int = 128
+    min_lr_frac: float = 0.1
+    warmup_frac: float = 0.05
+    schedule: str = "cosine"  # "cosine" or "wsd" (warmup-stable-decay)
+    decay_frac: float = 0.2  # WSD: fraction of steps in the final decay
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    tokens: int = 0  # total training tokens; 0 means tokens_per_param * non-embedding params
+    tokens_per_param: float = 4.0
+    max_tokens: int = 0  # cap on tokens (0: none) so the largest rung stays inside the time budget
+    eval_every: int = 100
+    eval_tokens: int = 32768
+    ckpt_every: int = 200
+    log_every: int = 10
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    dtype: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
+    compile: bool = False
+    progress: bool = True
+
+
+@dataclass
+class EvalConfig:
+    """How many items of each world eval set are scored after pretraining."""
+
+    max_items: int = 200
+    batch_size: int = 32
+
+
+@dataclass
+class RunConfig:
+    """Everything `scalelab run` needs: the stages' configs plus the ladder of depths."""
+
+    preset: str = "tiny"
+    scale: int = 1
+    world: WorldConfig = field(default_factory=WorldConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evals: EvalConfig = field(default_factory=EvalConfig)
+    ladder: list[int] = field(default_factory=lambda: [2, 3, 4])
+    corpus: str = "world"  # "world", a local file/dir of .txt/.jsonl/.parquet, or "hf:<datasets name>"
+
+
+def _smoke() -> RunConfig:
+    cfg = RunConfig(preset="smoke", scale=0)
+    cfg.world = WorldConfig(
+        n_people=60, n_towns=12, n_creatures=12, n_tools=12, n_compounds=6, n_reagents=10,
+        n_docs=1500, eval_items_per_set=40, arithmetic_max_digits=3,
+    )
+    cfg.tokenizer = TokenizerConfig(vocab_size=512)
+    cfg.train = TrainConfig(
+        seq_len=64, batch_size=8, lr=3e-3, tokens=12_000, eval_every=10, eval_tokens=4096,
+        ckpt_every=20, log_every=5, progress=False,
+    )
+    cfg.evals = EvalConfig(max_items=24, batch_size=24)
+    cfg.ladder = [1, 2, 3]
+    cfg.model = ModelConfig(aspect_ratio=32, head_dim=16)
+    return cfg
+
+
+def _tiny() -> RunConfig:
+    cfg = RunConfig(preset="tiny", scale=1)
+    cfg.world = WorldConfig()
+    cfg.tokenizer = TokenizerConfig(vocab_size=2048)
+    cfg.train = TrainConfig(seq_len=256, batch_size=16, tokens_per_param=8.0, max_tokens=2_500_000)
+    cfg.ladder = [2, 3, 4, 5]
+    return cfg
+
+
+def _gpu() -> RunConfig:
+    cfg = RunConfig(preset="gpu", scale=3)
+    cfg.world = WorldConfig(
+        n_people=8000, n_towns=600, n_creatures=600, n_tools=600, n_compounds=120, n_reagents=200,
+        n_docs=600_000, eval_items_per_set=500,
+    )
+    cfg.tokenizer = TokenizerConfig(vocab_size=8192)
+    cfg.model = ModelConfig(aspect_ratio=64, head_dim=64, max_seq_len=1024)
+    cfg.train = TrainConfig(
+        seq_len=1024, batch_size=64, lr=2e-3, lr_ref_width=512, tokens_per_param=20.0,
+        eval_every=250, eval_tokens=262_144, ckpt_every=500, compile=True,
+    )
+    cfg.evals = EvalConfig(max_items=500, batch_size=64)
+    cfg.ladder = [4, 6, 8, 12]
+    return cfg
+
+
+PRESETS: dict[str, typing.Callable[[], RunConfig]] = {"smoke": _smoke, "tiny": _tiny, "gpu": _gpu}
+
+
+def preset(name: str) -> RunConfig:
+    """The named preset as a fresh RunConfig; the model's vocab and context follow the tokenizer/train."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
+    cfg = PRESETS[name]()
+    sync_derived(cfg)
+    return cfg
+
+
+def sync_derived(cfg: RunConfig) -> None:
+    """Fields that must agree across stages are derived, never set twice by hand."""
+    cfg.model.vocab_size = cfg.tokenizer.vocab_size
+    cfg.model.max_seq_len = max(cfg.model.max_seq_len, cfg.train.seq_len)
+
+
+def _field_types(obj: Any) -> dict[str, Any]:
+    return typing.get_type_hints(type(obj))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Turn a CLI string or YAML scalar into the field's declared type, or say what was expected."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    try:
+        if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+            if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+                return None
+            inner = [a for a in args if a is not type(None)][0]
+            return _coerce(value, inner, key)
+        if origin is list:
+            if isinstance(value, str):
+                value = yaml.safe_load(value) if value.strip().startswith("[") else value.split(",")
+            return [_coerce(v, args[0], key) for v in value]
+        if origin is dict:
+            if isinstance(value, str):
+                value = yaml.safe_load(value)
+            if not isinstance(value, dict):
+                raise TypeError
+            return {str(k): _coerce(v, args[1], key) for k, v in value.items()}
+        if tp is bool:
+            if isinstance(value, bool):
+                return value
+            s = str(value).lower()
+            if s in ("1", "true", "yes", "on"):
+                return True
+            if s in ("0", "false", "no", "off"):
+                return False
+            raise TypeError
+        if tp is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise TypeError
+            return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
+        if tp is float:
+            return float(value)
+        if tp is str:
+            return str(value)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{key}={value!r} is not a valid {getattr(tp, '__name__', tp)}") from err
+    return value
+
+
+def set_key(cfg: RunConfig, dotted: str, value: Any) -> None:
+    """Set `section.field` (or a top-level field) on cfg; unknown keys list the valid ones."""
+    parts = dotted.split(".")
+    obj: Any = cfg
+    for i, part in enumerate(parts):
+        types = _field_types(obj)
+        if part not in types:
+            prefix = ".".join(parts[:i])
+            valid = ", ".join(f"{prefix + '.' if prefix else ''}{k}" for k in types)
+            raise ConfigError(f"unknown config key {dotted!r}; valid keys here: {valid}")
+        if i == len(parts) - 1:
+            current = getattr(obj, part)
+            if dataclasses.is_dataclass(current):
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{dotted} is a section; give a mapping or set {dotted}.<field>")
+                for k, v in value.items():
+                    set_key(cfg, f"{dotted}.{k}", v)
+            else:
+                setattr(obj, part, _coerce(value, types[part], dotted))
+        else:
+            obj = getattr(obj, part)
+            if not dataclasses.is_dataclass(obj):
+                raise ConfigError(f"{'.'.join(parts[: i + 1])} is not a section; cannot set {dotted}")
+
+
+def apply_overrides(cfg: RunConfig, overrides: list[str] | None = None, yaml_file: Path | None = None) -> RunConfig:
+    """Apply a YAML file of (nested) keys, then `key=value` strings, then re-derive shared fields."""
+    if yaml_file is not None:
+        path = Path(yaml_file)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of keys, got {type(data).__name__}")
+        data.pop("preset", None)
+        for k, v in data.items():
+            set_key(cfg, k, v)
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key=value (e.g. train.lr=1e-3)")
+        k, v = item.split("=", 1)
+        set_key(cfg, k.strip(), yaml.safe_load(v) if v.strip() else v)
+    sync_derived(cfg)
+    return cfg
+
+
+def load_config(preset_name: str = "tiny", overrides: list[str] | None = None,
+                yaml_file: Path | None = None) -> RunConfig:
+    """A preset with a YAML file and command-line overrides applied (in that order)."""
+    if yaml_file is not None:
+        path = Path(yaml_file)
+        if path.is_file():
+            head = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            if isinstance(head, dict) and "preset" in head and preset_name == "tiny":
+                preset_name = str(head["preset"])
+    return apply_overrides(preset(preset_name), overrides, yaml_file)
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    return dataclasses.asdict(obj)
+
+
+def config_hash(*parts: Any) -> str:
+    """A short stable hash of configs (dataclasses or JSON-able values): the skip key of a stage."""
+    blob = json.dumps(
+        [dataclasses.asdict(p) if dataclasses.is_dataclass(p) else p for p in parts],
+        sort_keys=True, default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
