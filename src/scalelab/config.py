@@ -69,10 +69,13 @@ class ModelConfig:
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
     init_std: float = 0.02
+    # Set only when importing a HF model whose shape the dial cannot express (e.g. SmolLM2).
+    d_model_override: int | None = None
+    d_ff_override: int | None = None
 
     @property
     def d_model(self) -> int:
-        return self.depth * self.aspect_ratio
+        return self.d_model_override or self.depth * self.aspect_ratio
 
     @property
     def n_heads(self) -> int:
@@ -89,6 +92,8 @@ class ModelConfig:
 
     @property
     def d_ff(self) -> int:
+        if self.d_ff_override:
+            return self.d_ff_override
         return int(-(-int(self.ffn_mult * self.d_model) // 16) * 16)
 
 
@@ -219,7 +224,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
             if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
                 return None
-            inner = [a for a in args if a is not type(None)][0]
+            inner = next(a for a in args if a is not type(None))
             return _coerce(value, inner, key)
         if origin is list:
             if isinstance(value, str):

@@ -1,0 +1,217 @@
+"""The `scalelab` command: one sub-command per pipeline stage, and `run` to chain them.
+
+A thin layer: each command loads a config (preset → YAML file → `--set key=value`), calls the stage's
+plain function, and turns user errors into a one-line message and exit code 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from scalelab.config import ConfigError, RunConfig, load_config
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="scalelab: world corpus → tokenizer → ladder of models → evals → report.")
+
+PresetOpt = Annotated[str, typer.Option("--preset", "-p", help="smoke | tiny | gpu")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="override a config key: section.key=value")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML file of config keys")]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="output directory")]
+
+USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError, ValueError)
+
+
+def _config(preset: str, overrides: list[str] | None, config_file: Path | None) -> RunConfig:
+    return load_config(preset, overrides or [], config_file)
+
+
+def _fail(err: BaseException) -> None:
+    typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def _guard(fn):
+    """Run a command body, reporting user-caused errors as one clear line (exit 2)."""
+    try:
+        return fn()
+    except USER_ERRORS as err:
+        _fail(err)
+
+
+@app.command()
+def world(out: OutOpt = Path("out/world"), preset: PresetOpt = "tiny", set_: SetOpt = None,
+          config: ConfigOpt = None) -> None:
+    """Generate the synthetic world: corpus, entity tables, labelled eval sets."""
+    def body() -> None:
+        from scalelab.world import build_world
+
+        cfg = _config(preset, set_, config)
+        stats = build_world(cfg.world, out, progress=True)
+        typer.echo(json.dumps(stats, indent=2))
+    _guard(body)
+
+
+@app.command()
+def tokenizer(corpus: Annotated[str, typer.Argument(help="world dir, text files/dir, or hf:<name>")],
+              out: OutOpt = Path("out/tokenizer"), preset: PresetOpt = "tiny", set_: SetOpt = None,
+              config: ConfigOpt = None) -> None:
+    """Train a byte-level BPE tokenizer (HF `tokenizers`) with the chat template."""
+    def body() -> None:
+        from scalelab.data.corpus import split_documents
+        from scalelab.data.tokenizer import train_tokenizer
+
+        cfg = _config(preset, set_, config)
+        train_docs, _ = split_documents(corpus)
+        tok = train_tokenizer(train_docs, cfg.tokenizer.vocab_size, out, max_chars=cfg.tokenizer.max_train_chars)
+        typer.echo(f"tokenizer with {len(tok)} tokens → {out}")
+    _guard(body)
+
+
+@app.command()
+def shards(corpus: Annotated[str, typer.Argument(help="world dir, text files/dir, or hf:<name>")],
+           tokenizer_dir: Annotated[Path, typer.Option("--tokenizer", "-t")],
+           out: OutOpt = Path("out/shards")) -> None:
+    """Tokenize a corpus into flat memmap token shards with an index."""
+    def body() -> None:
+        from scalelab.data.corpus import split_documents
+        from scalelab.data.shards import pack_shards
+        from scalelab.data.tokenizer import load_tokenizer
+
+        train_docs, val_docs = split_documents(corpus)
+        index = pack_shards(load_tokenizer(tokenizer_dir), train_docs, val_docs, out, progress=True)
+        typer.echo(json.dumps({s: sum(v["tokens"]) for s, v in index["splits"].items()}))
+    _guard(body)
+
+
+@app.command()
+def pretrain(shards_dir: Annotated[Path, typer.Option("--shards", help="packed shards directory")],
+             out: OutOpt = Path("out/model"), depth: Annotated[int, typer.Option(help="the size dial")] = 4,
+             tokenizer_dir: Annotated[Path | None, typer.Option("--tokenizer")] = None,
+             resume: Annotated[bool, typer.Option(help="continue from OUT/ckpt if present")] = True,
+             preset: PresetOpt = "tiny", set_: SetOpt = None, config: ConfigOpt = None) -> None:
+    """Pretrain one model of the ladder (also under `torchrun --nproc_per_node N`)."""
+    def body() -> None:
+        import dataclasses
+
+        from scalelab.train import pretrain as run_pretrain
+
+        cfg = _config(preset, set_, config)
+        model_cfg = dataclasses.replace(cfg.model, depth=depth)
+        res = run_pretrain(model_cfg, cfg.train, shards_dir, out, tokenizer_dir=tokenizer_dir, resume=resume,
+                           name=f"d{depth}")
+        if res:
+            typer.echo(json.dumps(res, indent=2))
+    _guard(body)
+
+
+@app.command("eval")
+def eval_(model: Annotated[Path, typer.Argument(help="HF checkpoint folder")],
+          world_dir: Annotated[Path, typer.Option("--world", help="world directory with evals/")],
+          preset: PresetOpt = "tiny", set_: SetOpt = None, config: ConfigOpt = None) -> None:
+    """Score a checkpoint on the world's fact-recall, arithmetic and hazard-knowledge sets."""
+    def body() -> None:
+        from scalelab.evals.base import evaluate_base_model
+
+        cfg = _config(preset, set_, config)
+        res = evaluate_base_model(model, world_dir, cfg.evals, device=cfg.train.device)
+        typer.echo(json.dumps({k: v for k, v in res.items() if k != "details"}, indent=2))
+    _guard(body)
+
+
+@app.command()
+def generate(model: Annotated[Path, typer.Argument(help="HF checkpoint folder")],
+             prompts: Annotated[list[str], typer.Argument(help="one or more prompts (batched)")],
+             max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n")] = 64,
+             temperature: Annotated[float, typer.Option("--temperature", "-T")] = 0.8,
+             top_p: Annotated[float, typer.Option("--top-p")] = 0.95,
+             seed: Annotated[int, typer.Option()] = 0) -> None:
+    """Sample continuations of raw text prompts, batched, with a KV cache."""
+    def body() -> None:
+        from scalelab.generation import Generator
+
+        gen = Generator.load(model)
+        for prompt, text in zip(prompts, gen.complete(prompts, max_new_tokens, temperature, top_p, seed),
+                                strict=True):
+            typer.secho(prompt, bold=True, nl=False)
+            typer.echo(text)
+    _guard(body)
+
+
+@app.command()
+def chat(model: Annotated[Path, typer.Argument(help="HF checkpoint folder with a chat template")],
+         system: Annotated[str | None, typer.Option("--system", help="system prompt")] = None,
+         max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n")] = 128,
+         temperature: Annotated[float, typer.Option("--temperature", "-T")] = 0.7,
+         top_p: Annotated[float, typer.Option("--top-p")] = 0.95,
+         seed: Annotated[int, typer.Option()] = 0) -> None:
+    """Chat interactively (reads stdin; an empty line or EOF ends the session)."""
+    def body() -> None:
+        from scalelab.generation import Generator
+
+        gen = Generator.load(model)
+        messages = [{"role": "system", "content": system}] if system else []
+        interactive = sys.stdin.isatty()
+        while True:
+            if interactive:
+                typer.secho("you> ", fg=typer.colors.GREEN, nl=False)
+            line = sys.stdin.readline()
+            if not line or not line.strip():
+                break
+            messages.append({"role": "user", "content": line.rstrip("\n")})
+            reply = gen.reply(messages, max_new_tokens, temperature, top_p, seed)
+            messages.append({"role": "assistant", "content": reply})
+            typer.secho("assistant> ", fg=typer.colors.BLUE, nl=False)
+            typer.echo(reply)
+    _guard(body)
+
+
+@app.command()
+def runs(out: OutOpt = Path("out"), artifacts: Annotated[bool, typer.Option("--artifacts")] = False,
+         limit: int = 50) -> None:
+    """List the runs (and optionally artifacts) recorded in OUT/runs.sqlite."""
+    def body() -> None:
+        import time
+
+        from scalelab.registry import Registry
+
+        db = out / "runs.sqlite"
+        if not db.is_file():
+            raise FileNotFoundError(f"no registry at {db}; pass the --out of a `scalelab run`")
+        reg = Registry(db)
+        for r in reg.runs(limit):
+            dur = f"{r.ended - r.started:7.1f}s" if r.ended else "      –"
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started))
+            typer.echo(f"{when}  {r.status:<11} {dur}  {r.stage:<20} {r.id}" + (f"  ({r.error})" if r.error else ""))
+        if artifacts:
+            for a in reg.artifacts():
+                typer.echo(f"{a['kind']:<14} {a['path']}  parents={len(a['parents'])}")
+    _guard(body)
+
+
+@app.command()
+def run(out: OutOpt = Path("out/run"), preset: PresetOpt = "tiny", set_: SetOpt = None,
+        config: ConfigOpt = None,
+        fresh: Annotated[bool, typer.Option("--fresh", help="delete OUT first instead of resuming")] = False) -> None:
+    """The whole pipeline: world → tokenizer → shards → ladder → evals → report (resumes after a kill)."""
+    def body() -> None:
+        from scalelab.pipeline import clean, run_all
+
+        cfg = _config(preset, set_, config)
+        if fresh:
+            clean(out)
+        summary = run_all(cfg, out)
+        typer.echo(f"report: {out / 'report.md'}  ({summary['wall_seconds']} s)")
+    _guard(body)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

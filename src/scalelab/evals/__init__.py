@@ -1,0 +1,1 @@
+"""Evaluations: scoring primitives and the world's labelled eval sets."""

@@ -1,0 +1,111 @@
+"""The base-model evals run after pretraining: fact recall, arithmetic and hazard knowledge.
+
+Each reads a labelled held-out set written by the world (`world/evals/<set>.jsonl`) and scores it
+exactly against the world's answers. Fact recall and hazard knowledge are multiple choice (chance is
+1/len(choices)), with greedy exact match reported beside; arithmetic is free-form, scored both by exact
+match and per digit, because exact match makes smooth progress look like sudden emergence.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scalelab.config import EvalConfig
+from scalelab.evals.scoring import choice_logprobs, greedy_completions, multiple_choice_accuracy
+
+BASE_SETS = ("fact_recall", "arithmetic", "hazard_knowledge")
+
+
+def load_eval_set(world_dir: Path, name: str, max_items: int | None = None) -> list[dict[str, Any]]:
+    path = Path(world_dir) / "evals" / f"{name}.jsonl"
+    if not path.is_file():
+        available = sorted(p.stem for p in (Path(world_dir) / "evals").glob("*.jsonl"))
+        raise FileNotFoundError(f"eval set {path} not found; sets in {world_dir}: {', '.join(available) or 'none'}")
+    items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return items[:max_items] if max_items else items
+
+
+def score_multiple_choice(model, tok, items: list[dict[str, Any]], batch_size: int, device: str) -> dict[str, Any]:
+    prompts = [it["prompt"] for it in items]
+    choices = [it["choices"] for it in items]
+    answers = [it["answer"] for it in items]
+    correct = multiple_choice_accuracy(choice_logprobs(model, tok, prompts, choices, batch_size, device),
+                                       choices, answers)
+    max_len = max(len(tok(a, add_special_tokens=False)["input_ids"]) for a in answers)
+    greedy = greedy_completions(model, tok, prompts, max_new_tokens=max_len, batch_size=batch_size)
+    exact = [g.strip().startswith(a.strip()) for g, a in zip(greedy, answers, strict=True)]
+    return {
+        "accuracy": sum(correct) / len(items),
+        "chance": sum(1 / len(c) for c in choices) / len(items),
+        "exact_match": sum(exact) / len(items),
+        "n": len(items),
+    }
+
+
+def _leading_digits(text: str) -> str:
+    text = text.lstrip()
+    n = 0
+    while n < len(text) and text[n].isdigit():
+        n += 1
+    return text[:n]
+
+
+def score_arithmetic(model, tok, items: list[dict[str, Any]], batch_size: int) -> dict[str, Any]:
+    answers = [it["answer"].strip() for it in items]
+    max_new = max(len(tok(a, add_special_tokens=False)["input_ids"]) for a in answers) + 2
+    outs = greedy_completions(model, tok, [it["prompt"] for it in items], max_new_tokens=max_new,
+                              batch_size=batch_size)
+    by_digits: dict[int, list[tuple[bool, float]]] = defaultdict(list)
+    exact_all, digit_all = [], []
+    for it, out, ans in zip(items, outs, answers, strict=True):
+        pred = _leading_digits(out)
+        exact = pred == ans
+        # per-digit: aligned from the least significant digit, missing digits count wrong
+        width = max(len(ans), len(pred))
+        digit = sum(a == b for a, b in zip(ans.rjust(width), pred.rjust(width), strict=True)) / width
+        exact_all.append(exact)
+        digit_all.append(digit)
+        by_digits[int(it.get("meta", {}).get("digits", len(ans)))].append((exact, digit))
+    return {
+        "accuracy": sum(exact_all) / len(items),
+        "per_digit_accuracy": sum(digit_all) / len(items),
+        "by_digits": {
+            str(k): {"exact_match": sum(e for e, _ in v) / len(v), "per_digit": sum(d for _, d in v) / len(v),
+                     "n": len(v)}
+            for k, v in sorted(by_digits.items())
+        },
+        "n": len(items),
+    }
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+@torch.no_grad()
+def evaluate_base_model(model_dir: Path, world_dir: Path, cfg: EvalConfig, device: str = "auto") -> dict[str, Any]:
+    """Score a pretrained checkpoint on the three base sets; returns accuracies and details per set."""
+    from transformers import AutoTokenizer
+
+    from scalelab.model.hf import load_model
+
+    device = resolve_device(device)
+    model, _ = load_model(model_dir, device=device)
+    model.eval()
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    details = {
+        "fact_recall": score_multiple_choice(model, tok, load_eval_set(world_dir, "fact_recall", cfg.max_items),
+                                             cfg.batch_size, device),
+        "arithmetic": score_arithmetic(model, tok, load_eval_set(world_dir, "arithmetic", cfg.max_items),
+                                       cfg.batch_size),
+        "hazard_knowledge": score_multiple_choice(
+            model, tok, load_eval_set(world_dir, "hazard_knowledge", cfg.max_items), cfg.batch_size, device),
+    }
+    return {**{k: v["accuracy"] for k, v in details.items()}, "details": details}
