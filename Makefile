@@ -1,0 +1,36 @@
+# Two commands set up a fresh machine: `make run` (the main job) and `make test`.
+# torch is installed first, pinned to the CPU wheel, so nothing pulls CUDA packages.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH ?= torch==2.13.0
+OUT ?= out/run
+PRESET ?= tiny
+
+.PHONY: setup run smoke test lint bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+run: setup
+	$(BIN)/scalelab run --preset $(PRESET) --out $(OUT)
+
+smoke: setup
+	$(BIN)/scalelab run --preset smoke --out out/smoke
+
+test: setup
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+
+bench: setup
+	$(BIN)/python benchmarks/train_throughput.py
+
+clean:
+	rm -rf out .pytest_cache
