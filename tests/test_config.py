@@ -36,7 +36,7 @@ def test_unknown_key_lists_valid():
 
 
 def test_bad_value_and_bad_syntax():
-    with pytest.raises(ConfigError, match="train.batch_size"):
+    with pytest.raises(ConfigError, match=r"train\.batch_size"):
         load_config("smoke", ["train.batch_size=abc"])
     with pytest.raises(ConfigError, match="key=value"):
         load_config("smoke", ["train.lr"])
@@ -49,7 +49,7 @@ def test_yaml_file(tmp_path):
     assert cfg.preset == "smoke" and cfg.train.lr == 0.01 and cfg.world.seed == 7
     bad = tmp_path / "bad.yaml"
     bad.write_text("train:\n  nope: 1\n")
-    with pytest.raises(ConfigError, match="train.nope"):
+    with pytest.raises(ConfigError, match=r"train\.nope"):
         load_config("smoke", [], bad)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config("smoke", [], tmp_path / "missing.yaml")
