@@ -16,7 +16,7 @@ from scalelab.data.corpus import (
     read_documents,
     read_split,
     read_world_records,
-    train_val_documents,
+    split_documents,
 )
 
 
@@ -42,7 +42,7 @@ def test_world_dir_uses_its_own_split(world: Path) -> None:
     assert list(read_split(world, "train")) == train
     assert list(read_split(str(world), "val")) == val
     assert list(read_documents(world)) == train + val
-    tr, va = train_val_documents(world)
+    tr, va = split_documents(world)
     assert (list(tr), list(va)) == (train, val)
 
 

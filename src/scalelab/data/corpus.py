@@ -249,7 +249,7 @@ def read_split(source: str | Path, split: str, val_fraction: float = 0.02) -> It
     return (d for i, d in enumerate(docs) if is_val_index(i, val_fraction) == want_val)
 
 
-def train_val_documents(source: str | Path, val_fraction: float = 0.02) -> tuple[Iterator[str], Iterator[str]]:
+def split_documents(source: str | Path, val_fraction: float = 0.02) -> tuple[Iterator[str], Iterator[str]]:
     """(train, val) document streams of `source`; each reads the source independently."""
     return read_split(source, "train", val_fraction), read_split(source, "val", val_fraction)
 
