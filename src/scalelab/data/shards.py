@@ -12,7 +12,6 @@ describes complete files (each shard itself is written atomically).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -149,10 +148,3 @@ def pack_shards(tokenizer: PreTrainedTokenizerBase, train_docs: Iterable[str], v
     atomic_write_json(out_dir / INDEX, index)
     return {**index, "doc_tokens": doc_tokens}
 
-
-def read_index(out_dir: Path) -> dict[str, Any]:
-    """The `index.json` of a shard folder written by `pack_shards`."""
-    path = Path(out_dir) / INDEX
-    if not path.is_file():
-        raise ShardError(f"{out_dir} holds no {INDEX}; pack the shards first (scalelab.data.shards.pack_shards)")
-    return json.loads(path.read_text(encoding="utf-8"))
