@@ -147,4 +147,3 @@ def pack_shards(tokenizer: PreTrainedTokenizerBase, train_docs: Iterable[str], v
         index["splits"][split] = {"files": writer.files, "tokens": writer.tokens, "docs": len(doc_tokens[split])}
     atomic_write_json(out_dir / INDEX, index)
     return {**index, "doc_tokens": doc_tokens}
-
