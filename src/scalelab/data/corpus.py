@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 WORLD_FILES = {"train": "train.jsonl", "val": "val.jsonl"}
-TEXT_SUFFIXES = (".txt", ".jsonl", ".parquet")
 HF_PREFIX = "hf:"
 SPLITS = ("train", "val")
 _PARQUET_BATCH = 4096
@@ -39,6 +38,7 @@ class CorpusError(ValueError):
 
 
 def is_world_dir(path: Path) -> bool:
+    """True for a folder holding the world generator's train.jsonl and val.jsonl."""
     return path.is_dir() and all((path / name).is_file() for name in WORLD_FILES.values())
 
 
@@ -123,6 +123,7 @@ def _read_parquet(path: Path) -> Iterator[str]:
 
 
 _READERS = {".txt": _read_txt, ".jsonl": _read_jsonl, ".parquet": _read_parquet}
+TEXT_SUFFIXES = tuple(_READERS)
 
 
 def _read_file(path: Path) -> Iterator[str]:
@@ -183,14 +184,16 @@ def _read_hf(source: str) -> Iterator[str]:
     except Exception as err:  # the hub raises many types (HTTP, offline mode, not found); all mean the same here
         raise CorpusError(f"could not open {source!r} with datasets ({type(err).__name__}: {err}); check the "
                           f"dataset name and split, the network (HF_HUB_OFFLINE), or use local files") from err
-    columns = ds.column_names
-    if columns is not None and "text" not in columns:
-        raise CorpusError(f"{source!r} has no \"text\" column (columns: {', '.join(columns)})")
+    columns = ds.column_names  # None for some streamed formats until a row is read
+    if columns is not None:
+        if "text" not in columns:
+            raise CorpusError(f"{source!r} has no \"text\" column (columns: {', '.join(columns)})")
+        ds = ds.select_columns(["text"])  # skip decoding the other columns
     n = 0
     for i, row in enumerate(ds):
-        text = row.get("text")
-        if text is None and "text" not in row:
+        if "text" not in row:
             raise CorpusError(f"{source!r} row {i} has no \"text\" field (fields: {', '.join(row)})")
+        text = row["text"]
         if isinstance(text, str) and text.strip():
             n += 1
             yield text
