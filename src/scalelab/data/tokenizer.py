@@ -69,7 +69,7 @@ def _empty_bpe() -> Tokenizer:
     return tok
 
 
-def wrap_tokenizer(tok: Tokenizer) -> PreTrainedTokenizerFast:
+def _wrap(tok: Tokenizer) -> PreTrainedTokenizerFast:
     """A transformers tokenizer around a trained `tokenizers.Tokenizer`, with scalelab's specials set."""
     bos_id = tok.token_to_id(BOS)
     if bos_id is None:
@@ -113,7 +113,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: Path,
         show_progress=False,
     )
     tok.train_from_iterator(_pieces_without_specials(texts, max_chars), trainer=trainer)
-    hf_tok = wrap_tokenizer(tok)
+    hf_tok = _wrap(tok)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     hf_tok.save_pretrained(str(out_dir))
