@@ -88,7 +88,7 @@ def run_tokenizer(ctx: Context) -> dict[str, Any]:
     source = corpus_source(ctx)
 
     def build(d: Path) -> dict[str, Any]:
-        train_docs, _ = split_documents(source)
+        train_docs, _ = split_documents(source, ctx.cfg.world.val_fraction)
         tok = train_tokenizer(train_docs, ctx.cfg.tokenizer.vocab_size, d,
                               max_chars=ctx.cfg.tokenizer.max_train_chars)
         return {"vocab_size": len(tok)}
@@ -113,7 +113,7 @@ def run_shards(ctx: Context) -> dict[str, Any]:
 
     def build(d: Path) -> dict[str, Any]:
         tok = load_tokenizer(ctx.path("tokenizer"))
-        train_docs, val_docs = split_documents(source)
+        train_docs, val_docs = split_documents(source, ctx.cfg.world.val_fraction)
         index = pack_shards(tok, train_docs, val_docs, d, progress=ctx.cfg.train.progress)
         result: dict[str, Any] = {
             "train_tokens": int(sum(index["splits"]["train"]["tokens"])),
