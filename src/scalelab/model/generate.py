@@ -1,0 +1,74 @@
+"""Sampling from scalelab's Llama with a KV cache, for batches of prompts of different lengths.
+
+Prompts are left-padded to a common length; each row carries its own RoPE positions (counting
+from its first real token) and a key mask that hides its padding, so a prompt decodes the same
+alone or in a batch. The cache is preallocated for prompt + new tokens, so each decoding step
+runs the model on one token per row. temperature == 0 is greedy; otherwise softmax sampling at
+that temperature restricted to the smallest set of tokens whose probability reaches `top_p`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from scalelab.model.llama import KVCache, Llama
+
+
+def _sample(logits: torch.Tensor, temperature: float, top_p: float,
+            generator: torch.Generator | None) -> torch.Tensor:
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        # keep a token if the mass strictly before it is below top_p (the top token is always kept)
+        keep = (sorted_p.cumsum(dim=-1) - sorted_p) < top_p
+        sorted_p = sorted_p * keep
+        probs = torch.zeros_like(probs).scatter_(-1, order, sorted_p)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@torch.no_grad()
+def generate(model: Llama, prompts: list[list[int]], max_new_tokens: int, temperature: float = 1.0,
+             top_p: float = 1.0, stop_ids: Sequence[int] = (), seed: int | None = None) -> list[list[int]]:
+    """New tokens for each prompt (the prompt not repeated), ending before the first stop id."""
+    if not prompts or any(len(p) == 0 for p in prompts):
+        raise ValueError("every prompt needs at least one token (start it with the BOS id)")
+    if temperature < 0 or not 0 < top_p <= 1:
+        raise ValueError(f"temperature must be >= 0 and 0 < top_p <= 1; got {temperature}, {top_p}")
+    param = next(model.parameters())
+    device = param.device
+    generator = torch.Generator(device).manual_seed(seed) if seed is not None else None
+    batch, width = len(prompts), max(len(p) for p in prompts)
+    ids = torch.zeros(batch, width, dtype=torch.long, device=device)
+    valid = torch.zeros(batch, width + max_new_tokens, dtype=torch.bool, device=device)
+    for row, p in enumerate(prompts):
+        ids[row, width - len(p):] = torch.tensor(p, dtype=torch.long)
+        valid[row, width - len(p):width] = True
+    positions = (valid[:, :width].long().cumsum(dim=1) - 1).clamp(min=0)
+    causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
+    # A padding query sees only itself (a row of all -inf would give NaN); its output is never used.
+    mask = (causal & valid[:, None, :width]) | torch.eye(width, dtype=torch.bool, device=device)
+    was_training = model.training
+    model.eval()
+    cache = KVCache(model.cfg, batch, width + max_new_tokens, device, param.dtype)
+    logits = model(ids, positions=positions, mask=mask[:, None], cache=cache)[:, -1]
+    out: list[list[int]] = [[] for _ in range(batch)]
+    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    stops = torch.tensor(list(stop_ids), dtype=torch.long, device=device)
+    next_pos = positions[:, -1] + 1
+    for step in range(max_new_tokens):
+        token = _sample(logits, temperature, top_p, generator)
+        finished |= torch.isin(token, stops)
+        for row in (~finished).nonzero().flatten().tolist():
+            out[row].append(int(token[row]))
+        if bool(finished.all()) or step == max_new_tokens - 1:
+            break
+        valid[:, width + step] = True
+        key_mask = valid[:, None, None, :width + step + 1]
+        logits = model(token[:, None], positions=next_pos[:, None], mask=key_mask, cache=cache)[:, -1]
+        next_pos = next_pos + 1
+    model.train(was_training)
+    return out
