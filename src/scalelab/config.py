@@ -29,13 +29,15 @@ class WorldConfig:
     """How big the synthetic world is and what its pretraining mix looks like."""
 
     seed: int = 0
-    n_people: int = 400
-    n_towns: int = 60
-    n_creatures: int = 60
-    n_tools: int = 60
-    n_compounds: int = 24
-    n_reagents: int = 30
-    n_docs: int = 20000
+    # Sized so the world holds ~1e5 bits of facts (World.fact_bits), the scale WORLD.md sets for the tiny
+    # ladder; the Zipf tail makes most of those bits rare in the corpus.
+    n_people: int = 2000
+    n_towns: int = 150
+    n_creatures: int = 120
+    n_tools: int = 120
+    n_compounds: int = 40
+    n_reagents: int = 60
+    n_docs: int = 40000
     val_fraction: float = 0.02
     zipf_exponent: float = 1.1
     hazard_rate: float = 0.02
@@ -44,6 +46,7 @@ class WorldConfig:
     )
     arithmetic_max_digits: int = 4
     eval_items_per_set: int = 200
+    n_sft_dialogues: int = 2000  # chat dialogues written to sft.jsonl for supervised fine-tuning
 
 
 @dataclass
@@ -155,7 +158,7 @@ def _smoke() -> RunConfig:
     cfg = RunConfig(preset="smoke", scale=0)
     cfg.world = WorldConfig(
         n_people=60, n_towns=12, n_creatures=12, n_tools=12, n_compounds=6, n_reagents=10,
-        n_docs=1500, eval_items_per_set=40, arithmetic_max_digits=3,
+        n_docs=1500, eval_items_per_set=40, arithmetic_max_digits=3, n_sft_dialogues=200,
     )
     cfg.tokenizer = TokenizerConfig(vocab_size=512)
     cfg.train = TrainConfig(
