@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
-from transformers import GenerationConfig, LlamaConfig
 
 from scalelab.artifacts import atomic_write_bytes, atomic_write_text
 from scalelab.config import ModelConfig
 from scalelab.data.chat import BOS, END, PAD
 from scalelab.model.llama import Llama, rope_inv_freq
+
+if TYPE_CHECKING:
+    from transformers import LlamaConfig
 
 WEIGHTS = "model.safetensors"
 # Files a model folder owns; everything else in a tokenizer folder is the tokenizer's and is copied.
@@ -39,6 +42,10 @@ def _special_ids(tokenizer_dir: Path | None) -> dict[str, int | None]:
 
 
 def to_llama_config(cfg: ModelConfig, special: dict[str, int | None] | None = None) -> LlamaConfig:
+    # transformers is imported where used: it costs ~2 s at startup, which every training process
+    # (and torchrun rank) would otherwise pay before its first step.
+    from transformers import LlamaConfig
+
     special = special or {}
     return LlamaConfig(
         vocab_size=cfg.vocab_size, hidden_size=cfg.d_model, intermediate_size=cfg.d_ff,
@@ -98,6 +105,8 @@ def save_hf(model: Llama, out_dir: Path, tokenizer_dir: Path | None = None) -> P
     if model.cfg.tie_embeddings:
         state.pop("lm_head.weight")  # HF re-ties it from tie_word_embeddings
     atomic_write_bytes(out_dir / WEIGHTS, safetensors_bytes(state, metadata={"format": "pt"}))
+    from transformers import GenerationConfig
+
     eos = [i for i in (special["eos"], special["bos"]) if i is not None] or None
     gen = GenerationConfig(bos_token_id=special["bos"], eos_token_id=eos, pad_token_id=special["pad"])
     atomic_write_text(out_dir / "generation_config.json", gen.to_json_string())
@@ -129,6 +138,8 @@ def load_model(path: Path | str, device: str | torch.device = "cpu",
     cfg_file = path / "config.json"
     if not cfg_file.is_file():
         raise FileNotFoundError(f"{cfg_file} not found; expected a HF model folder (config.json + safetensors)")
+    from transformers import LlamaConfig
+
     hf = LlamaConfig.from_pretrained(path)
     if hf.model_type != "llama":
         raise ValueError(f"{cfg_file} has model_type={hf.model_type!r}; load_model reads Llama models only")
