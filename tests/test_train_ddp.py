@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_shards
 
+from conftest import make_shards
 from scalelab.train.metrics import read_metrics
 
 TOLERANCE = 1e-4
