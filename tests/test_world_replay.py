@@ -157,3 +157,6 @@ def test_names_are_unique_and_prefix_free() -> None:
     assert len(set(names)) == len(names)
     for a, b in itertools.pairwise(names):
         assert not b.startswith(a), (a, b)  # sorted order puts any prefix right before its extensions
+    for fact, values in world.domains.items():  # sycophancy picks a false value from these by text
+        for a, b in itertools.pairwise(sorted(values)):
+            assert not b.startswith(a), (fact, a, b)

@@ -182,9 +182,9 @@ def _tiny() -> RunConfig:
 
 def _gpu() -> RunConfig:
     cfg = RunConfig(preset="gpu", scale=3)
-    cfg.world = WorldConfig(
-        n_people=8000, n_towns=600, n_creatures=600, n_tools=600, n_compounds=120, n_reagents=200,
-        n_docs=600_000, eval_items_per_set=500,
+    cfg.world = WorldConfig(  # ~1e6 bits of facts: the top of WORLD.md's range, for the larger ladder
+        n_people=20_000, n_towns=1500, n_creatures=1000, n_tools=1000, n_compounds=200, n_reagents=300,
+        n_docs=600_000, eval_items_per_set=500, n_sft_dialogues=20_000,
     )
     cfg.tokenizer = TokenizerConfig(vocab_size=8192)
     cfg.model = ModelConfig(aspect_ratio=64, head_dim=64, max_seq_len=1024)

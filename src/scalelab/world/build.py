@@ -87,9 +87,12 @@ def build_world(cfg: WorldConfig, out_dir: Path, progress: bool = False) -> dict
     rng = random.Random(f"scalelab-corpus:{cfg.seed}")
     n_val = round(cfg.n_docs * cfg.val_fraction)
     n_train = cfg.n_docs - n_val
-    splits: dict[str, list[dict[str, Any]]] = {"train": [], "val": []}
-    mentions: Counter[str] = Counter()
+    # records are serialised as they are drawn: a large world's spans would not fit in memory as dicts
+    lines: dict[str, list[str]] = {"train": [], "val": []}
+    chars: Counter[str] = Counter()
+    nats: dict[str, float] = {"train": 0.0, "val": 0.0}
     genres: dict[str, Counter[str]] = {"train": Counter(), "val": Counter()}
+    mentions: Counter[str] = Counter()
     ids = range(cfg.n_docs)
     if progress:
         from tqdm import tqdm
@@ -101,10 +104,12 @@ def build_world(cfg: WorldConfig, out_dir: Path, progress: bool = False) -> dict
         if split == "train":
             mentions.update(doc.facts)
         genres[split][doc.genre] += 1
-        splits[split].append({"id": i, "genre": doc.genre, "text": doc.text, "logprob": doc.logprob,
-                              "spans": doc.spans})
-    for split, records in splits.items():
-        atomic_write_text(out_dir / f"{split}.jsonl", _jsonl(records))
+        chars[split] += len(doc.text)
+        nats[split] -= doc.logprob
+        lines[split].append(_jsonl([{"id": i, "genre": doc.genre, "text": doc.text, "logprob": doc.logprob,
+                                     "spans": doc.spans}]))
+    for split, split_lines in lines.items():
+        atomic_write_text(out_dir / f"{split}.jsonl", "".join(split_lines))
 
     evals = make_eval_sets(world, mentions)
     for name, items in evals.items():
@@ -114,9 +119,9 @@ def build_world(cfg: WorldConfig, out_dir: Path, progress: bool = False) -> dict
     atomic_write_text(out_dir / "world.json", json.dumps(world_json, indent=1, sort_keys=True) + "\n")
 
     stats = {
-        "n_docs": {s: len(r) for s, r in splits.items()},
-        "chars": {s: sum(len(d["text"]) for d in r) for s, r in splits.items()},
-        "nats": {s: round(sum(-d["logprob"] for d in r), 3) for s, r in splits.items()},
+        "n_docs": {s: len(v) for s, v in lines.items()},
+        "chars": {s: chars[s] for s in lines},
+        "nats": {s: round(v, 3) for s, v in nats.items()},
         "genres": {s: dict(sorted(c.items())) for s, c in genres.items()},
         "genre_probs": {g: round(p, 6) for g, p in genre_mix(cfg).items()},
         "fact_bits": round(world.fact_bits(), 1),
@@ -125,7 +130,7 @@ def build_world(cfg: WorldConfig, out_dir: Path, progress: bool = False) -> dict
         "sft_dialogues": cfg.n_sft_dialogues,
         "build_seconds": round(time.perf_counter() - t0, 2),
     }
-    stats["nats_per_char"] = {s: round(stats["nats"][s] / max(1, stats["chars"][s]), 5) for s in splits}
+    stats["nats_per_char"] = {s: round(nats[s] / max(1, chars[s]), 5) for s in lines}
     return stats
 
 

@@ -40,7 +40,7 @@ class ReplayError(ValueError):
 class Dist:
     """A categorical distribution over option indices, with cumulative weights and log-probabilities."""
 
-    __slots__ = ("cum", "logp", "n", "total")
+    __slots__ = ("cum", "last", "logp", "n", "total")
 
     def __init__(self, weights: Sequence[float]) -> None:
         if not weights or any(w < 0 for w in weights) or sum(weights) <= 0:
@@ -49,6 +49,7 @@ class Dist:
         self.cum = list(accumulate(weights))
         self.total = self.cum[-1]
         self.logp = [math.log(w / self.total) if w > 0 else -math.inf for w in weights]
+        self.last = max(i for i, w in enumerate(weights) if w > 0)
 
     @staticmethod
     @lru_cache(maxsize=4096)
@@ -117,8 +118,8 @@ class Recorder(Sampler):
 
     def pick(self, dist: Dist, render: Render, lookahead: Sequence[re.Pattern[str] | None] | None = None) -> int:
         i = bisect_right(dist.cum, self.rng.random() * dist.total)
-        if i >= dist.n:  # guards the measure-zero case random() * total == total after rounding
-            i = dist.n - 1
+        if i >= dist.n:  # random() * total can round up to total; never land on a zero-weight option
+            i = dist.last
         self.logprob += dist.logp[i]
         self.choices.append(i)
         for text, concept in render(i):
