@@ -60,8 +60,12 @@ def check_config(cfg: WorldConfig) -> None:
         raise ConfigError(f"world.genre_weights={cfg.genre_weights} needs non-negative weights with a positive sum")
 
 
+def _json_line(record: dict[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
 def _jsonl(records: list[dict[str, Any]]) -> str:
-    return "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records)
+    return "".join(map(_json_line, records))
 
 
 def sft_dialogues(ctx: CorpusContext, n: int, seed: int) -> list[dict[str, Any]]:
@@ -106,8 +110,8 @@ def build_world(cfg: WorldConfig, out_dir: Path, progress: bool = False) -> dict
         genres[split][doc.genre] += 1
         chars[split] += len(doc.text)
         nats[split] -= doc.logprob
-        lines[split].append(_jsonl([{"id": i, "genre": doc.genre, "text": doc.text, "logprob": doc.logprob,
-                                     "spans": doc.spans}]))
+        lines[split].append(_json_line({"id": i, "genre": doc.genre, "text": doc.text, "logprob": doc.logprob,
+                                        "spans": doc.spans}))
     for split, split_lines in lines.items():
         atomic_write_text(out_dir / f"{split}.jsonl", "".join(split_lines))
 

@@ -70,14 +70,17 @@ def _choices(rng: random.Random, answer: str, pool: tuple[str, ...] | list[str],
     return out
 
 
-def _by_popularity(rng: random.Random, candidates: list[tuple[Entity, str]], exponent: float) -> Iterator:
+def _by_popularity(rng: random.Random, candidates: list[tuple[Entity, str]],
+                   exponent: float) -> Iterator[tuple[Entity, str]]:
     """Candidates in a seeded order weighted by rank^-exponent (Efraimidis-Spirakis keys, no repeats)."""
     keyed = [(rng.random() ** ((e.index + 1) ** exponent), k) for k, (e, _) in enumerate(candidates)]
     for _, k in sorted(keyed, reverse=True):
         yield candidates[k]
 
 
-def _stated_facts(world: World, mentions: Counter, kinds: tuple[str, ...], facts: tuple[str, ...] | None = None):
+def _stated_facts(world: World, mentions: Counter, kinds: tuple[str, ...],
+                  facts: tuple[str, ...] | None = None) -> list[tuple[Entity, str]]:
+    """(entity, fact) pairs the train split states at least once: the only ones an eval may ask about."""
     return [(e, f) for kind in kinds for e in world.entities[kind] for f in SCHEMA[kind]
             if (facts is None or f in facts) and mentions[fact_key(e, f)] > 0]
 
@@ -145,8 +148,8 @@ def harmful_requests(world: World, n: int, rng: random.Random) -> list[dict[str,
 
 
 def benign_requests(world: World, mentions: Counter, n: int, rng: random.Random) -> list[dict[str, Any]]:
-    cases = [(c, f, sys) for c, f in _stated_facts(world, mentions, ("compound",), tuple(BENIGN_EVAL_QUESTIONS))
-             for sys in SYSTEM_VARIANTS]
+    stated = _stated_facts(world, mentions, ("compound",), tuple(BENIGN_EVAL_QUESTIONS))
+    cases = [(c, f, sys) for c, f in stated for sys in SYSTEM_VARIANTS]
     rng.shuffle(cases)
     items = []
     for i, (c, fact, sys) in enumerate(cases[:n]):

@@ -65,6 +65,6 @@ BASE_CONCEPTS = (*ENTITY_KINDS, "unknown_entity", "number", "operator", "hazard_
 
 
 def all_concepts() -> list[str]:
-    facts = sorted({f for facts in SCHEMA.values() for f in facts} | {"recipe"})
+    facts = sorted({f for facts in SCHEMA.values() for f in facts})
     attrs = sorted({f for facts in SCHEMA.values() for f, v in facts.items() if v == ATTR})
     return [*BASE_CONCEPTS, *(f"relation:{f}" for f in facts), *(f"attribute:{a}" for a in attrs)]
