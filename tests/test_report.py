@@ -23,8 +23,8 @@ def test_write_report(tmp_path):
     for m in s["models"]:
         d = tmp_path / "models" / m["name"]
         d.mkdir(parents=True)
-        rows = [{"step": i, "tokens": 100 * (i + 1), "train_loss": 3.0 - 0.1 * i} for i in range(5)]
-        rows.append({"step": 4, "tokens": 500, "val_loss": 2.7})
+        rows = [{"step": i + 1, "tokens": 100 * (i + 1), "loss": 3.0 - 0.1 * i} for i in range(5)]
+        rows.append({"step": 5, "val_loss": 2.7})
         (d / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n{\"cut")
     paths = write_report(s, tmp_path)
     md = paths["markdown"].read_text()

@@ -32,15 +32,17 @@ def plot_training_curves(models: list[dict[str, Any]], run_dir: Path, out_png: P
     drawn = False
     for m in models:
         rows = read_metrics(run_dir / "models" / m["name"] / "metrics.jsonl")
-        train = [(r["tokens"], r["train_loss"]) for r in rows if "train_loss" in r]
-        val = [(r["tokens"], r["val_loss"]) for r in rows if "val_loss" in r]
-        if train:
-            (line,) = ax.plot(*zip(*train, strict=True), alpha=0.5, lw=1,
-                              label=f"{m['name']} train ({m['params'] / 1e6:.2f}M)")
-            drawn = True
-            if val:
-                ax.plot(*zip(*val, strict=True), "o-", color=line.get_color(), ms=3, lw=1.5,
-                        label=f"{m['name']} val")
+        train = [(r["tokens"], r["loss"]) for r in rows if "loss" in r and "tokens" in r]
+        if not train:
+            continue
+        # validation rows carry only the step; training rows give tokens per step
+        per_step = train[-1][0] / max(1, next(r["step"] for r in reversed(rows) if "loss" in r))
+        val = [(r["step"] * per_step, r["val_loss"]) for r in rows if "val_loss" in r]
+        (line,) = ax.plot(*zip(*train, strict=True), alpha=0.5, lw=1,
+                          label=f"{m['name']} train ({m['params'] / 1e6:.2f}M)")
+        drawn = True
+        if val:
+            ax.plot(*zip(*val, strict=True), "o-", color=line.get_color(), ms=3, lw=1.5, label=f"{m['name']} val")
     if not drawn:
         plt.close(fig)
         return None
