@@ -17,7 +17,6 @@ import math
 import random
 import signal
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from scalelab.train.checkpoint import CheckpointError, latest_checkpoint, load_c
 from scalelab.train.metrics import MetricsLog
 from scalelab.train.optim import autocast_dtype, build_optimizer, resolve_device
 from scalelab.train.schedule import lr_multiplier, peak_lr
+from scalelab.train.step import apply_update, autocast_context, forward_backward
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -51,10 +51,6 @@ def token_budget(model_cfg: ModelConfig, train_cfg: TrainConfig) -> int:
     return tokens
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None):
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
-
-
 @torch.no_grad()
 def evaluate(model: Llama, shards_dir: Path, train_cfg: TrainConfig, device: torch.device,
              amp: torch.dtype | None, info: D.DistInfo) -> float:
@@ -66,7 +62,7 @@ def evaluate(model: Llama, shards_dir: Path, train_cfg: TrainConfig, device: tor
     for x, y in iter_eval_batches(shards_dir, "val", local_batch, train_cfg.seq_len, train_cfg.eval_tokens,
                                   info.rank, info.world_size):
         x, y = x.to(device), y.to(device)
-        with _autocast(device, amp):
+        with autocast_context(device, amp):
             loss = model(x, y)
         totals[0] += loss.double() * y.numel()
         totals[1] += y.numel()
@@ -152,7 +148,7 @@ def _run(model_cfg: ModelConfig, train_cfg: TrainConfig, shards_dir: Path, out_d
     metrics = MetricsLog(out_dir, enabled=info.is_main, resume_step=start_step if resumed else None)
     net = D.wrap_model(model, info)
     forward = torch.compile(net) if train_cfg.compile else net
-    params = [p for p in model.parameters()]
+    params = list(model.parameters())
 
     def checkpoint(step: int) -> None:
         if info.is_main:
@@ -171,11 +167,7 @@ def _run(model_cfg: ModelConfig, train_cfg: TrainConfig, shards_dir: Path, out_d
             for group in optimizer.param_groups:
                 group["lr"] = lr * lr_multiplier(step, steps, train_cfg)
             x, y = (t.to(device, non_blocking=True) for t in loader.next_batch())
-            with _autocast(device, amp):
-                loss = forward(x, y)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, train_cfg.grad_clip) \
-                if train_cfg.grad_clip > 0 else torch.zeros(())
+            loss, grad_norm = forward_backward(forward, params, x, y, device, amp, train_cfg.grad_clip)
             # one small all-reduce carries the loss for logging and the stop flag to every rank
             shared = torch.tensor([loss.item(), float(stop.signum)], dtype=torch.float64, device=device)
             D.all_reduce_sum(shared, info)
@@ -188,8 +180,7 @@ def _run(model_cfg: ModelConfig, train_cfg: TrainConfig, shards_dir: Path, out_d
                     f"loss became {loss_value} (grad norm {float(grad_norm)}) at step {step + 1}; stopped. "
                     f"The last good checkpoint is {kept or 'none (no checkpoint was written yet)'}. "
                     "Lower train.lr or train.grad_clip, or check the data.")
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            apply_update(optimizer)
             done = step + 1
             train_time += time.perf_counter() - t0
             trained_steps += 1
