@@ -162,7 +162,11 @@ def main() -> None:
     parser.add_argument("--loss-check", type=int, default=0, metavar="STEPS",
                         help="also train depth 2 for STEPS steps in fp32 and bf16 and compare the loss")
     parser.add_argument("--json", type=Path, default=None, help="write all numbers here")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads (0: torch's default). One thread is steadier on a busy machine.")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     peaks = {"fp32_before": matmul_peak(torch.float32), "bf16_before": matmul_peak(torch.bfloat16)}
     print(f"threads={torch.get_num_threads()}  fp32 peak {peaks['fp32_before']:.0f} GFLOP/s  "
@@ -178,7 +182,8 @@ def main() -> None:
                   + (f"  compile {r['compile_seconds']:.1f}s" if "compiled" in name else ""), flush=True)
     peaks["fp32_after"], peaks["bf16_after"] = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
     print(f"after: fp32 peak {peaks['fp32_after']:.0f} GFLOP/s  bf16 peak {peaks['bf16_after']:.0f} GFLOP/s")
-    result = {"peaks_gflops": peaks, "batch": args.batch, "seq": args.seq, "vocab": args.vocab, "rows": rows}
+    result = {"threads": torch.get_num_threads(), "peaks_gflops": peaks, "batch": args.batch,
+              "seq": args.seq, "vocab": args.vocab, "rows": rows}
     if args.loss_check:
         result["loss_check"] = loss_check(args.loss_check)
         print(f"loss after {args.loss_check} steps (mean of last 20): {result['loss_check']}")

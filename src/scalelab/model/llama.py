@@ -34,11 +34,16 @@ class RMSNorm(nn.Module):
         return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
 
 
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    # HF's convention pairs dimension i with i + head_dim/2 (not interleaved pairs); checkpoints
-    # are only interchangeable if we rotate the same way.
+def swap_halves(x: torch.Tensor) -> torch.Tensor:
+    """[x1, x2] -> [x2, x1] on the last axis.
+
+    RoPE in HF's convention pairs dimension i with i + head_dim/2 (not interleaved pairs), and
+    checkpoints are only interchangeable if we rotate the same way: HF computes
+    x·cos + [-x2, x1]·sin; we fold the sign into sin once per forward ([-sin, sin]) and use
+    x·cos + [x2, x1]·sin_signed, which saves a negation per layer in forward and backward.
+    """
     x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat((-x2, x1), dim=-1)
+    return torch.cat((x2, x1), dim=-1)
 
 
 def rope_inv_freq(cfg: ModelConfig, device: torch.device | str | None = None) -> torch.Tensor:
@@ -90,7 +95,7 @@ class Attention(nn.Module):
         qkv = F.linear(x, w).view(b, t, self.n_heads + 2 * self.kv_heads, self.head_dim).transpose(1, 2)
         # Rotate q and k in one pass over their concatenation (they share positions).
         qk, v = qkv.split((self.n_heads + self.kv_heads, self.kv_heads), dim=1)
-        qk = qk * cos + rotate_half(qk) * sin
+        qk = qk * cos + swap_halves(qk) * sin
         q, k = qk.split((self.n_heads, self.kv_heads), dim=1)
         if cache is not None:
             k, v = cache.append(self.layer, k, v)
@@ -166,12 +171,13 @@ class Llama(nn.Module):
                 p.normal_(0.0, std)
 
     def rope(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos/sin for `positions` of shape (T,) or (B, T), broadcastable over (B, heads, T, head_dim)."""
+        """(cos, signed sin) for `positions` (T,) or (B, T), broadcastable over (B, heads, T, head_dim)."""
         freqs = positions.float()[..., None] * self.inv_freq
-        emb = torch.cat((freqs, freqs), dim=-1)
-        if emb.dim() == 3:  # per-row positions: add the heads axis
-            emb = emb[:, None]
-        return emb.cos().to(dtype), emb.sin().to(dtype)
+        cos, sin = freqs.cos(), freqs.sin()
+        cos, sin = torch.cat((cos, cos), dim=-1), torch.cat((-sin, sin), dim=-1)
+        if cos.dim() == 3:  # per-row positions: add the heads axis
+            cos, sin = cos[:, None], sin[:, None]
+        return cos.to(dtype), sin.to(dtype)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *,
                 positions: torch.Tensor | None = None, mask: torch.Tensor | None = None,

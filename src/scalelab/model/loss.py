@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import torch
 
-# fp32 logits per chunk: 4 MiB stays in a CPU's L2/L3 (512 rows at vocab 2048, measured best of
-# 128..4096 rows here); a GPU wants big matmuls more than cache residency.
+# fp32 logits per chunk: 4 MiB (512 rows at vocab 2048) stays in a CPU's L2/L3. Chunks of 256..4096
+# rows measured within ~3% of each other here: the gain is the fusion, not the exact size. A GPU
+# wants big matmuls more than cache residency.
 CHUNK_BYTES = {"cpu": 4 << 20, "cuda": 256 << 20}
 
 
