@@ -71,7 +71,7 @@ class IsoFLOPFit:
 
 def group_profiles(runs: list[Run], budget_rtol: float = 0.1) -> list[tuple[float, list[Run]]]:
     """Runs grouped by budget (or compute C): [(geometric-mean budget, runs)], smallest budget first."""
-    keyed = sorted(((r.budget if r.budget is not None else r.compute), r) for r in runs)
+    keyed = sorted((((r.budget if r.budget is not None else r.compute), r) for r in runs), key=lambda kr: kr[0])
     groups: list[list[tuple[float, Run]]] = []
     for key, run in keyed:
         if groups and key <= groups[-1][0][0] * (1.0 + budget_rtol):
