@@ -122,7 +122,7 @@ def fit_chinchilla(runs: Iterable[Run | Mapping[str, Any]], *, param_kind: Param
     log_y = np.log([r.loss for r in kept])
     theta, huber_loss = fit_lse(log_x, log_y, with_floor=True, grid=GRID, delta=delta, n_starts=n_starts)
     samples = []
-    for idx in resamples(len(kept), n_bootstrap, seed, min_unique=len(PARAM_NAMES) + 1):
+    for idx in resamples(len(kept), n_bootstrap, seed, min_unique=len(PARAM_NAMES)):
         try:
             boot, _ = fit_lse(log_x[idx], log_y[idx], with_floor=True, grid=GRID, delta=delta, n_starts=0,
                               extra_starts=[theta])

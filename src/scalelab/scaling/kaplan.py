@@ -114,7 +114,7 @@ def fit_power_law(runs: Iterable[Run | Mapping[str, Any]], variable: Variable = 
     grid = make_grid(_LOG_COEF, _EXPONENT, _LOG_FLOOR, k=1, with_floor=fit_floor)
     theta, huber_loss = fit_lse(log_x, log_y, with_floor=fit_floor, grid=grid, delta=delta)
     samples = []
-    for idx in resamples(len(x), n_bootstrap, seed, min_unique=n_params + 1):
+    for idx in resamples(len(x), n_bootstrap, seed, min_unique=n_params):
         try:
             boot, _ = fit_lse(log_x[idx], log_y[idx], with_floor=fit_floor, grid=grid, delta=delta, n_starts=0,
                               extra_starts=[theta])
