@@ -16,7 +16,8 @@ from pathlib import Path
 
 from scalelab.config import ConfigError, load_config
 from scalelab.data.loader import read_index
-from scalelab.train.loop import pretrain
+from scalelab.train.checkpoint import CheckpointError
+from scalelab.train.loop import NonFiniteLossError, pretrain
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except (CheckpointError, NonFiniteLossError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     if os.environ.get("RANK", "0") == "0":
         print(json.dumps(result))
     return 0
