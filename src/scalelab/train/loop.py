@@ -150,11 +150,15 @@ def _run(model_cfg: ModelConfig, train_cfg: TrainConfig, shards_dir: Path, out_d
     forward = torch.compile(net) if train_cfg.compile else net
     params = list(model.parameters())
 
+    def tokens_per_second() -> float | None:
+        # a call that trained nothing (the run was already complete) reports the speed it finished at
+        return trained_steps * tokens_per_step / train_time if train_time else extra.get("tokens_per_second")
+
     def checkpoint(step: int) -> None:
         if info.is_main:
             save_checkpoint(ckpt_dir, step, model, optimizer, loader.state_dict(),
-                            {"run_key": run_key, "wall_seconds": extra["wall_seconds"]
-                             + time.perf_counter() - started})
+                            {"run_key": run_key, "tokens_per_second": tokens_per_second(),
+                             "wall_seconds": extra["wall_seconds"] + time.perf_counter() - started})
         D.barrier(info)
 
     bar = tqdm(total=steps, initial=start_step, disable=not (train_cfg.progress and info.is_main),
@@ -216,7 +220,7 @@ def _run(model_cfg: ModelConfig, train_cfg: TrainConfig, shards_dir: Path, out_d
         "tokens": tokens,
         "train_flops": train_flops(model_cfg, tokens, train_cfg.seq_len),
         "final_val_loss": val_loss,
-        "tokens_per_second": trained_steps * tokens_per_step / train_time if train_time else None,
+        "tokens_per_second": tokens_per_second(),
         "steps": steps,
         "wall_seconds": extra["wall_seconds"] + time.perf_counter() - started,
         "world_size": info.world_size,
