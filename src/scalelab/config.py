@@ -1,8 +1,9 @@
 """Typed configs and the presets built from one size dial.
 
-Every stage takes one of the small dataclasses below. A preset (`smoke`, `tiny`, `gpu`) is not a
-giant hand-written object: `preset(name)` turns one dial, `scale`, into world size, vocabulary,
-ladder depths and token budgets, so the three presets differ only where the dial says they must.
+Every stage takes one of the small dataclasses below. Model shapes come from one dial, `depth`:
+width, heads and MLP size follow from it (`ModelConfig`), and a ladder is a list of depths. A preset
+(`smoke`, `tiny`, `gpu`) only picks the ladder, the world's size and the token budget for a machine;
+everything else is the dataclass defaults.
 Any field can then be overridden with dotted keys (`train.lr=3e-3`) from the command line or a
 YAML file; an unknown preset or key is an error that lists the valid ones.
 """
@@ -144,7 +145,6 @@ class RunConfig:
     """Everything `scalelab run` needs: the stages' configs plus the ladder of depths."""
 
     preset: str = "tiny"
-    scale: int = 1
     world: WorldConfig = field(default_factory=WorldConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -152,17 +152,18 @@ class RunConfig:
     evals: EvalConfig = field(default_factory=EvalConfig)
     ladder: list[int] = field(default_factory=lambda: [2, 3, 4])
     corpus: str = "world"  # "world", a local file/dir of .txt/.jsonl/.parquet, or "hf:<datasets name>"
+    skip_stages: list[str] = field(default_factory=list)  # later stages (pipeline.LATER_STAGES keys) to skip
 
 
 def _smoke() -> RunConfig:
-    cfg = RunConfig(preset="smoke", scale=0)
+    cfg = RunConfig(preset="smoke")
     cfg.world = WorldConfig(
         n_people=60, n_towns=12, n_creatures=12, n_tools=12, n_compounds=6, n_reagents=10,
         n_docs=1500, eval_items_per_set=40, arithmetic_max_digits=3, n_sft_dialogues=200,
     )
     cfg.tokenizer = TokenizerConfig(vocab_size=512)
     cfg.train = TrainConfig(
-        seq_len=64, batch_size=8, lr=3e-3, tokens=12_000, eval_every=10, eval_tokens=4096,
+        seq_len=64, batch_size=8, lr=3e-3, tokens=40_000, eval_every=10, eval_tokens=4096,
         ckpt_every=20, log_every=5, progress=False,
     )
     cfg.evals = EvalConfig(max_items=24, batch_size=24)
@@ -172,16 +173,16 @@ def _smoke() -> RunConfig:
 
 
 def _tiny() -> RunConfig:
-    cfg = RunConfig(preset="tiny", scale=1)
+    cfg = RunConfig(preset="tiny")
     cfg.world = WorldConfig()
     cfg.tokenizer = TokenizerConfig(vocab_size=2048)
-    cfg.train = TrainConfig(seq_len=256, batch_size=16, tokens_per_param=8.0, max_tokens=2_500_000)
+    cfg.train = TrainConfig(seq_len=256, batch_size=16, tokens_per_param=8.0, max_tokens=1_200_000)
     cfg.ladder = [2, 3, 4, 5]
     return cfg
 
 
 def _gpu() -> RunConfig:
-    cfg = RunConfig(preset="gpu", scale=3)
+    cfg = RunConfig(preset="gpu")
     cfg.world = WorldConfig(  # ~1e6 bits of facts: the top of WORLD.md's range, for the larger ladder
         n_people=20_000, n_towns=1500, n_creatures=1000, n_tools=1000, n_compounds=200, n_reagents=300,
         n_docs=600_000, eval_items_per_set=500, n_sft_dialogues=20_000,

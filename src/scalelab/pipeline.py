@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from scalelab import artifacts
-from scalelab.config import RunConfig, config_hash, to_dict
+from scalelab.config import ConfigError, RunConfig, config_hash, to_dict
 from scalelab.registry import Registry
 
 
@@ -180,6 +180,10 @@ def run_all(cfg: RunConfig, out: Path, log: Callable[[str], None] = print) -> di
     """The whole pipeline of this issue's stages; returns the summary written to out/summary.json."""
     from scalelab.report import write_report
 
+    unknown = set(cfg.skip_stages) - {key for key, _ in LATER_STAGES}
+    if unknown:
+        raise ConfigError(f"skip_stages names unknown stages {sorted(unknown)}; later stages: "
+                          f"{', '.join(key for key, _ in LATER_STAGES) or 'none'}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ctx = Context(cfg=cfg, out=out, registry=Registry(out / "runs.sqlite"), log=log)
@@ -194,17 +198,39 @@ def run_all(cfg: RunConfig, out: Path, log: Callable[[str], None] = print) -> di
         if world is not None:
             res = {**res, "evals": run_evals(ctx, depth)}
         models.append(res)
-    summary = {
+    summary: dict[str, Any] = {
         "preset": cfg.preset,
         "corpus": cfg.corpus,
         "world": _world_summary(world, shards) if world is not None else None,
         "tokenizer": tok,
         "shards": {k: v for k, v in shards.items() if k != "floor_val"},
         "models": models,
-        "wall_seconds": round(time.perf_counter() - t0, 1),
     }
+    write_report(summary, out)  # the foundation's report stands even if a later stage fails
+    for key, target in LATER_STAGES:
+        if key in cfg.skip_stages:
+            ctx.log(f"[{key}] skipped (skip_stages)")
+            continue
+        section = _resolve(target)(ctx, summary)
+        if section is not None:
+            summary[key] = section
+            write_report(summary, out)
+    summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
     write_report(summary, out)
     return summary
+
+
+# Stages that run after the ladder, in order: (summary.json key, "module:function"). Each function takes
+# (Context, summary so far) and returns its section of summary.json (or None). Imported lazily so a
+# stage's heavy dependencies load only when it runs.
+LATER_STAGES: list[tuple[str, str]] = []
+
+
+def _resolve(target: str) -> Callable[[Context, dict[str, Any]], dict[str, Any] | None]:
+    import importlib
+
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _world_summary(world: dict[str, Any], shards: dict[str, Any]) -> dict[str, Any]:
