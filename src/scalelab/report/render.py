@@ -97,7 +97,18 @@ def section_arithmetic(summary: dict[str, Any], out: Path) -> str:
     ])
 
 
-SECTIONS: list[Section] = [section_overview, section_ladder, section_arithmetic]
+# In order. Later stages add theirs as "module:function" strings (imported only when a report is written),
+# each a function (summary, out_dir) -> Markdown that returns "" when its key is absent from the summary.
+SECTIONS: list[Section | str] = [section_overview, section_ladder, section_arithmetic]
+
+
+def _section(entry: Section | str) -> Section:
+    if callable(entry):
+        return entry
+    import importlib
+
+    module, _, name = entry.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def markdown_to_html(md: str, title: str) -> str:
@@ -151,7 +162,7 @@ def markdown_to_html(md: str, title: str) -> str:
 def write_report(summary: dict[str, Any], out: Path) -> dict[str, Path]:
     """Write summary.json, report.md (with plots) and report.html into `out`."""
     out = Path(out)
-    parts = [s(summary, out) for s in SECTIONS]
+    parts = [_section(s)(summary, out) for s in SECTIONS]
     md = "\n\n".join(p for p in parts if p) + "\n"
     atomic_write_json(out / "summary.json", summary)
     atomic_write_text(out / "report.md", md)
