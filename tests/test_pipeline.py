@@ -67,3 +67,42 @@ def test_runs_lists_registry(smoke_run):
                           text=True, timeout=60)
     assert proc.returncode == 0
     assert "pretrain:d1" in proc.stdout and "finished" in proc.stdout and "tokenizer" in proc.stdout
+
+
+def test_generate_and_chat_cli(smoke_run):
+    final = smoke_run / "models" / "d2" / "final"
+    gen = subprocess.run([*SCALELAB, "generate", str(final), "The ", "12+3=", "-n", "8", "--temperature", "0"],
+                         capture_output=True, text=True, timeout=120)
+    assert gen.returncode == 0, gen.stderr[-2000:]
+    assert gen.stdout.count("\n") >= 2 and "12+3=" in gen.stdout
+    chat = subprocess.run([*SCALELAB, "chat", str(final), "--system", "Be brief.", "-n", "8"],
+                          input="Who is Ada?\nAnd then?\n\n", capture_output=True, text=True, timeout=120)
+    assert chat.returncode == 0, chat.stderr[-2000:]
+    assert chat.stdout.count("assistant>") == 2
+
+
+def test_real_text_corpus(tmp_path):
+    """The pipeline runs on local text files: no world, so no floor and no world evals."""
+    corpus = tmp_path / "texts"
+    corpus.mkdir()
+    lines = [f"The {c} river flows past the {t} mill, and the miller counts {n} sacks of grain."
+             for c in ("red", "cold", "slow", "wide") for t in ("old", "new", "stone") for n in range(20)]
+    (corpus / "a.txt").write_text("\n\n".join(lines[:120]), encoding="utf-8")
+    (corpus / "b.jsonl").write_text("\n".join(json.dumps({"text": s}) for s in lines[120:]), encoding="utf-8")
+    out = tmp_path / "run"
+    proc = subprocess.run([*SCALELAB, "run", "--preset", "smoke", "--out", str(out), "--set", f"corpus={corpus}",
+                           "--set", "ladder=[1,2]", "--set", "tokenizer.vocab_size=300", "--set", "train.tokens=4096"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    s = json.loads((out / "summary.json").read_text())
+    assert s["world"] is None and len(s["models"]) == 2
+    assert all(m["final_val_loss"] > 0 and "evals" not in m for m in s["models"])
+
+
+def test_bad_corpus_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"caf\xe9 au lait\n")
+    proc = subprocess.run([*SCALELAB, "run", "--preset", "smoke", "--out", str(tmp_path / "r"),
+                           "--set", f"corpus={bad}"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "bad.txt" in proc.stderr and "UTF-8" in proc.stderr
