@@ -13,7 +13,8 @@ def _summary():
     models = [{"name": f"d{d}", "params": 1000 * d, "non_embedding_params": 500 * d, "tokens": 10_000,
                "train_flops": 3e10, "final_val_loss": 2.0 / d, "tokens_per_second": 1234.5, "evals": ev}
               for d in (1, 2)]
-    return {"preset": "smoke", "corpus": "world", "world": {"entropy_floor_nats_per_token": 0.61, "train_docs": 10},
+    world = {"entropy_floor_nats_per_token": 0.61, "n_docs": {"train": 10, "val": 2}, "fact_bits": 99.5}
+    return {"preset": "smoke", "corpus": "world", "world": world,
             "tokenizer": {"vocab_size": 512}, "shards": {"train_tokens": 100, "val_tokens": 10},
             "models": models, "wall_seconds": 1.0}
 
@@ -28,7 +29,7 @@ def test_write_report(tmp_path):
         (d / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n{\"cut")
     paths = write_report(s, tmp_path)
     md = paths["markdown"].read_text()
-    assert "| d1 |" in md and "| d2 |" in md and "0.6100" in md
+    assert "| d1 |" in md and "| d2 |" in md and "0.6100" in md and "(10 training documents, 100 bits" in md
     assert (tmp_path / "training_curves.png").stat().st_size > 1000
     html = paths["html"].read_text()
     assert "<table>" in html and "training_curves.png" in html and "<h2>The ladder</h2>" in html

@@ -41,7 +41,8 @@ def section_overview(summary: dict[str, Any], out: Path) -> str:
     world = summary.get("world")
     if world:
         lines += [
-            f"Corpus: the synthetic world ({_fmt(world.get('train_docs'))} training documents). "
+            f"Corpus: the synthetic world ({_fmt((world.get('n_docs') or {}).get('train'))} training documents, "
+            f"{_fmt(world.get('fact_bits'), 0)} bits of facts). "
             f"Its exact entropy floor is **{_fmt(world.get('entropy_floor_nats_per_token'), 4)} nats/token** "
             "on the validation split under the trained tokenizer: the Bayes-optimal loss, which no model "
             "reading it can beat.",
@@ -68,8 +69,8 @@ def section_ladder(summary: dict[str, Any], out: Path) -> str:
     text = ["## The ladder", "",
             "Parameters N count every weight; non-embedding N excludes the token embedding and the (untied) "
             "unembedding. Train FLOPs follow `scalelab.model.flops.train_flops`. Eval columns are accuracies "
-            "on the world's held-out sets (fact recall and hazard knowledge: multiple choice; arithmetic: "
-            "exact match).", "",
+            "on the world's held-out sets (fact recall and hazard knowledge: multiple choice among 4, chance "
+            "0.25; arithmetic: exact match, chance ≈ 0).", "",
             table(["model", "params", "non-emb params", "tokens", "train FLOPs", "val loss", "tok/s",
                    "fact recall", "arithmetic", "hazard"], rows)]
     floor = (summary.get("world") or {}).get("entropy_floor_nats_per_token")
