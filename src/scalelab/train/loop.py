@@ -8,6 +8,9 @@ It runs the same in one process and under `torchrun` (see `distributed.py`); onl
 Token budget: `train.tokens` if > 0, else `tokens_per_param × non-embedding params`, capped by
 `train.max_tokens` if > 0; steps = ceil(tokens / (batch_size · seq_len)), and the tokens reported
 are the tokens actually trained (steps · batch_size · seq_len).
+
+With `distill` the same loop trains against a frozen teacher's logits too (`step.Distillation`); the
+logged training loss is then the distillation objective, the validation loss stays plain cross-entropy.
 """
 
 from __future__ import annotations
@@ -35,7 +38,13 @@ from scalelab.train.checkpoint import CheckpointError, latest_checkpoint, load_c
 from scalelab.train.metrics import MetricsLog
 from scalelab.train.optim import autocast_dtype, build_optimizer, resolve_device
 from scalelab.train.schedule import lr_multiplier, peak_lr
-from scalelab.train.step import apply_update, autocast_context, forward_backward
+from scalelab.train.step import (
+    Distillation,
+    apply_update,
+    autocast_context,
+    distillation_forward,
+    forward_backward,
+)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -98,8 +107,19 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _load_teacher(distill: Distillation, student: ModelConfig, device: torch.device) -> torch.nn.Module:
+    from scalelab.model.hf import load_model
+
+    teacher, teacher_cfg = load_model(distill.teacher_dir, device=device)
+    if teacher_cfg.vocab_size != student.vocab_size:
+        raise ConfigError(f"teacher {distill.teacher_dir} has vocab_size={teacher_cfg.vocab_size} but the student "
+                          f"has {student.vocab_size}; distil only between models of the same tokenizer")
+    return teacher
+
+
 def pretrain(model_cfg: ModelConfig, train_cfg: TrainConfig, shards_dir: Path, out_dir: Path,
-             tokenizer_dir: Path | None = None, resume: bool = True, name: str = "") -> dict[str, Any]:
+             tokenizer_dir: Path | None = None, resume: bool = True, name: str = "",
+             distill: Distillation | None = None) -> dict[str, Any]:
     """Train a model on `shards_dir`'s train split; return its summary (also `out_dir/result.json`)."""
     shards_dir, out_dir = Path(shards_dir), Path(out_dir)
     index = read_index(shards_dir)
@@ -114,14 +134,14 @@ def pretrain(model_cfg: ModelConfig, train_cfg: TrainConfig, shards_dir: Path, o
     info = D.init_distributed(device0.type)
     try:
         return _run(model_cfg, train_cfg, shards_dir, out_dir, tokenizer_dir, resume, name, info,
-                    D.device_for(info, device0))
+                    D.device_for(info, device0), distill)
     finally:
         D.shutdown(info)
 
 
 def _run(model_cfg: ModelConfig, train_cfg: TrainConfig, shards_dir: Path, out_dir: Path,
          tokenizer_dir: Path | None, resume: bool, name: str, info: D.DistInfo,
-         device: torch.device) -> dict[str, Any]:
+         device: torch.device, distill: Distillation | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     amp = autocast_dtype(train_cfg, device)
     tokens_per_step = train_cfg.batch_size * train_cfg.seq_len
@@ -133,6 +153,8 @@ def _run(model_cfg: ModelConfig, train_cfg: TrainConfig, shards_dir: Path, out_d
     loader = TokenLoader(shards_dir, "train", train_cfg.batch_size, train_cfg.seq_len, train_cfg.seed,
                          info.rank, info.world_size)
     run_key = {"model": to_dict(model_cfg), "steps": steps, "peak_lr": lr}
+    if distill is not None:
+        run_key["distill"] = {**vars(distill), "teacher_dir": str(distill.teacher_dir)}
     ckpt_dir = out_dir / "ckpt"
     start_step, extra, resumed = 0, {"wall_seconds": 0.0}, False
     latest = latest_checkpoint(ckpt_dir) if resume else None
@@ -148,6 +170,8 @@ def _run(model_cfg: ModelConfig, train_cfg: TrainConfig, shards_dir: Path, out_d
     metrics = MetricsLog(out_dir, enabled=info.is_main, resume_step=start_step if resumed else None)
     net = D.wrap_model(model, info)
     forward = torch.compile(net) if train_cfg.compile else net
+    if distill is not None:
+        forward = distillation_forward(forward, _load_teacher(distill, model_cfg, device), distill)
     params = list(model.parameters())
 
     def tokens_per_second() -> float | None:
