@@ -209,6 +209,22 @@ def run(out: OutOpt = Path("out/run"), preset: PresetOpt = "tiny", set_: SetOpt 
     _guard(body)
 
 
+@app.command()
+def scale(out: OutOpt = Path("out/scale"), preset: PresetOpt = "tiny", set_: SetOpt = None,
+          config: ConfigOpt = None) -> None:
+    """Scaling laws: IsoFLOP sweep + hold-outs, fits, forecasts, model tiers → OUT/scaling/fit.json."""
+    def body() -> None:
+        from scalelab.scaling.stage import scale as run_scale
+
+        cfg = _config(preset, set_, config)
+        s = run_scale(cfg, out)["scaling"]
+        fit = s["fit"]
+        typer.echo(f"E={fit['E']:.4f} (entropy floor {s['entropy_floor']}), alpha={fit['alpha']:.3f}, "
+                   f"beta={fit['beta']:.3f}; hold-out mean |error| {s['holdout_mean_abs_error_pct']:.2f}%; "
+                   f"sweep {s['sweep_seconds']} s → {s['fit_json']}")
+    _guard(body)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

@@ -141,6 +141,32 @@ class EvalConfig:
 
 
 @dataclass
+class ScalingConfig:
+    """The scaling stage: the IsoFLOP sweep (see `scaling.planner`), its fits, forecasts and model tiers."""
+
+    depths: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6])
+    n_budgets: int = 3
+    sizes_per_budget: int = 4
+    budget_spacing: float = 2.0
+    min_tokens: int = 100_000
+    max_tokens: int = 0  # 0: max_epochs passes over the training split (see scaling.sweep)
+    max_epochs: float = 4.0
+    holdout_factor: float = 4.0
+    holdout_sizes: int = 2
+    tokens_per_param_prior: float = 20.0
+    min_steps: int = 20
+    batch_size: int = 0  # sequences per step of sweep runs (0: train.batch_size); the planner may halve it
+    param_kind: str = "total"  # N of the fits: "total" (Hoffmann et al.) or "non_embedding" (Kaplan et al.)
+    n_bootstrap: int = 200
+    eval_items: int = 0  # eval items per set scored for each sweep run (0: evals.max_items)
+    tier_names: list[str] = field(default_factory=lambda: ["small", "balanced", "large"])
+    latency_new_tokens: int = 32  # tokens generated per latency measurement of a tier
+    distill: bool = True  # distil the large tier into the small tier's size
+    distill_alpha: float = 0.5  # weight of the KL term (1 - alpha on the next-token cross-entropy)
+    distill_temperature: float = 2.0
+
+
+@dataclass
 class RunConfig:
     """Everything `scalelab run` needs: the stages' configs plus the ladder of depths."""
 
@@ -153,6 +179,7 @@ class RunConfig:
     ladder: list[int] = field(default_factory=lambda: [2, 3, 4])
     corpus: str = "world"  # "world", a local file/dir of .txt/.jsonl/.parquet, or "hf:<datasets name>"
     skip_stages: list[str] = field(default_factory=list)  # later stages (pipeline.LATER_STAGES keys) to skip
+    scaling: ScalingConfig = field(default_factory=ScalingConfig)
 
 
 def _smoke() -> RunConfig:
@@ -169,6 +196,10 @@ def _smoke() -> RunConfig:
     cfg.evals = EvalConfig(max_items=24, batch_size=24)
     cfg.ladder = [1, 2, 3]
     cfg.model = ModelConfig(aspect_ratio=32, head_dim=16)
+    # seconds, not science: a 0.25 tokens-per-parameter prior puts the budgets where the smoke corpus
+    # (~1e5 tokens) can feed them, and few eval items keep the 14 sweep runs' scoring short
+    cfg.scaling = ScalingConfig(depths=[1, 2, 3, 4, 5], min_tokens=1024, min_steps=6, tokens_per_param_prior=0.25,
+                                budget_spacing=1.5, n_bootstrap=40, eval_items=12, latency_new_tokens=8)
     return cfg
 
 
@@ -178,6 +209,8 @@ def _tiny() -> RunConfig:
     cfg.tokenizer = TokenizerConfig(vocab_size=2048)
     cfg.train = TrainConfig(seq_len=256, batch_size=16, tokens_per_param=8.0, max_tokens=1_200_000)
     cfg.ladder = [2, 3, 4, 5]
+    # budgets x1.6 apart keep the sweep (12 fitted + 2 hold-out runs) inside 6 minutes on 2 cores
+    cfg.scaling = ScalingConfig(budget_spacing=1.6)
     return cfg
 
 

@@ -223,7 +223,9 @@ def run_all(cfg: RunConfig, out: Path, log: Callable[[str], None] = print) -> di
 # Stages that run after the ladder, in order: (summary.json key, "module:function"). Each function takes
 # (Context, summary so far) and returns its section of summary.json (or None). Imported lazily so a
 # stage's heavy dependencies load only when it runs.
-LATER_STAGES: list[tuple[str, str]] = []
+LATER_STAGES: list[tuple[str, str]] = [
+    ("scaling", "scalelab.scaling.stage:run_scaling"),
+]
 
 
 def _resolve(target: str) -> Callable[[Context, dict[str, Any]], dict[str, Any] | None]:

@@ -67,6 +67,14 @@ class CapabilityFit:
         shape = (-1,) + (1,) * np.ndim(x)
         return _sigmoid(x, self.chance, s[:, 0].reshape(shape), s[:, 1].reshape(shape), s[:, 2].reshape(shape))
 
+    def predict_paired(self, values: Any) -> np.ndarray:
+        """Accuracy under the i-th bootstrap refit at the i-th value (e.g. the i-th refit of a loss law),
+        so one interval carries both uncertainties; uses min(len(values), n_samples) pairs."""
+        v = np.asarray(values, dtype=float).reshape(-1)
+        n = min(len(v), len(self.samples))
+        s = np.asarray(self.samples, dtype=float).reshape(-1, 3)[:n]
+        return _sigmoid(_x(v[:n], self.basis), self.chance, s[:, 0], s[:, 1], s[:, 2])
+
 
 def _x(value: Any, basis: str) -> Any:
     v = np.asarray(value, dtype=float)
@@ -172,13 +180,11 @@ class ForecastTable:
             return Forecast(eval_name, compute, float(fit.predict(compute)),
                             percentile_interval(fit.predict_samples(compute), level), level, None)
         loss, loss_samples = self._loss_at(compute)
-        n = min(len(loss_samples), len(fit.samples))
-        if n == 0:
+        # pair the i-th loss-law refit with the i-th sigmoid refit: both uncertainties in one interval
+        acc = fit.predict_paired(loss_samples)
+        if acc.size == 0:
             raise ScalingFitError(f"{eval_name}: the loss law or the capability fit has no bootstrap samples; "
                                   "refit with n_bootstrap > 0 to get an interval")
-        s = np.asarray(fit.samples, dtype=float)[:n]
-        # pair the i-th loss-law refit with the i-th sigmoid refit: both uncertainties in one interval
-        acc = _sigmoid(-loss_samples[:n], fit.chance, s[:, 0], s[:, 1], s[:, 2])
         return Forecast(eval_name, compute, float(fit.predict(loss)), percentile_interval(acc, level), level,
                         float(loss))
 

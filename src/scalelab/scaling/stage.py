@@ -1,0 +1,137 @@
+"""The `scaling` stage of `scalelab run` and the `scalelab scale` command: sweep → fits → tiers → fit.json.
+
+Order: plan the sweep from `cfg.scaling` and the training split's size; train and score every run
+(`sweep.run_sweep`, each run skipped when finished); fit and validate (`analysis.analyse_sweep`); pick
+the tiers, measure their generation speed; distil the large tier into the small tier's size; draw the
+plots; write `DIR/scaling/fit.json` and return the `summary.json["scaling"]` section.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+from scalelab import artifacts
+from scalelab.config import RunConfig, ScalingConfig, to_dict
+from scalelab.scaling import plots
+from scalelab.scaling.analysis import analyse_sweep, eval_scores
+from scalelab.scaling.sweep import plan_for, run_evals, run_identity, run_sweep, run_train_config
+from scalelab.scaling.tiers import measure_speed, pick_tiers, tier_row
+from scalelab.train.step import Distillation
+
+
+def _tiers(ctx: Any, records: list[dict[str, Any]], scfg: ScalingConfig) -> list[dict[str, Any]]:
+    rows = []
+    for name, run in pick_tiers(records, scfg.tier_names):
+        speed = measure_speed(Path(run["dir"]) / "final", scfg.latency_new_tokens)
+        model_cfg = dataclasses.replace(ctx.cfg.model, depth=run["depth"])
+        rows.append(tier_row(name, run, model_cfg, ctx.cfg.train.seq_len, speed, eval_scores(run.get("evals"))))
+    return rows
+
+
+def _distil(ctx: Any, records: list[dict[str, Any]], tiers: list[dict[str, Any]]) -> dict[str, Any]:
+    """Train the small tier's size on its tokens against the large tier's logits; compare with scratch."""
+    from scalelab.pipeline import stage
+    from scalelab.train import pretrain
+
+    cfg: RunConfig = ctx.cfg
+    scfg = cfg.scaling
+    small, large = tiers[0], tiers[-1]
+    small_run = next(r for r in records if r["name"] == small["run"])
+    teacher_dir = Path(next(r for r in records if r["name"] == large["run"])["dir"])
+    shape = (small_run["depth"], small_run["tokens"], small_run["batch_size"])
+    distill = Distillation(teacher_dir / "final", scfg.distill_alpha, scfg.distill_temperature)
+    name = f"distilled_{small_run['name']}"
+    out_dir = ctx.path("scaling", "distilled", name)
+    identity = {**run_identity(cfg, *shape), "teacher": large["run"], "alpha": distill.alpha,
+                "temperature": distill.temperature}
+    model_cfg = dataclasses.replace(cfg.model, depth=small_run["depth"])
+
+    def build(d: Path) -> dict[str, Any]:
+        return pretrain(model_cfg, run_train_config(cfg, *shape[1:]), ctx.path("shards"), d,
+                        tokenizer_dir=ctx.path("tokenizer"), resume=True, name=name, distill=distill)
+
+    result = stage(ctx, f"scaling:{name}", "model", out_dir, identity,
+                   [ctx.path("shards"), ctx.path("tokenizer"), teacher_dir], build)
+    scores = eval_scores(run_evals(ctx, name, out_dir)) if cfg.corpus == "world" else {}
+    speed = measure_speed(out_dir / "final", scfg.latency_new_tokens)
+    return {"name": name, "student_tier": small["tier"], "teacher_tier": large["tier"], "teacher": large["run"],
+            "alpha": distill.alpha, "temperature": distill.temperature, "params": result["params"],
+            "tokens": result["tokens"], "val_loss": result["final_val_loss"], "evals": scores,
+            "scratch_val_loss": small["val_loss"], "scratch_evals": small["evals"],
+            "teacher_val_loss": large["val_loss"],
+            "loss_gap_closed": _gap_closed(small["val_loss"], result["final_val_loss"], large["val_loss"]),
+            **speed}
+
+
+def _gap_closed(scratch: float, distilled: float, teacher: float) -> float | None:
+    """Share of the small→large loss gap the distilled model closes (negative: it did worse than scratch)."""
+    return None if scratch == teacher else (scratch - distilled) / (scratch - teacher)
+
+
+def run_scaling(ctx: Any, summary: dict[str, Any]) -> dict[str, Any]:
+    """The pipeline stage: returns `summary.json["scaling"]` and writes `DIR/scaling/fit.json` and plots."""
+    cfg: RunConfig = ctx.cfg
+    scfg = cfg.scaling
+    out = ctx.path("scaling")
+    out.mkdir(parents=True, exist_ok=True)
+    plan = plan_for(cfg, int(summary["shards"]["train_tokens"]))
+    artifacts.atomic_write_json(out / "plan.json", plan.to_dict())  # type: ignore[attr-defined]
+    ctx.log(f"[scaling] {len(plan.runs)} runs ({len(plan.holdout_runs)} hold-out), {plan.total_flops:.3g} FLOPs")
+    t0 = time.perf_counter()
+    records = run_sweep(ctx, plan, with_evals=cfg.corpus == "world")
+    sweep_seconds = round(time.perf_counter() - t0, 1)
+    floor = (summary.get("world") or {}).get("entropy_floor_nats_per_token")
+    fit = analyse_sweep(records, entropy_floor=floor, param_kind=scfg.param_kind, vocab_size=cfg.model.vocab_size,
+                        n_bootstrap=scfg.n_bootstrap, seed=cfg.train.seed)
+    tiers = _tiers(ctx, records, scfg)
+    distilled = _distil(ctx, records, tiers) if scfg.distill else None
+    fit.update({"tiers": tiers, "distillation": distilled, "sweep_seconds": sweep_seconds,
+                "config": to_dict(scfg), "budgets": list(plan.budgets), "holdout_budget": plan.holdout_budget,
+                "total_flops": plan.total_flops})
+    pngs = [plots.plot_sweep_curves(fit, out / "sweep_curves.png", floor), plots.plot_isoflop(fit, out / "isoflop.png"),
+            plots.plot_law(fit, out / "law.png"), plots.plot_frontier(fit, out / "frontier.png"),
+            plots.plot_tiers(tiers, distilled, out / "tiers.png")]
+    fit["plots"] = [str(p.relative_to(ctx.out)) for p in pngs if p is not None]
+    artifacts.atomic_write_json(out / "fit.json", fit)
+    keys = ("fit", "fit_other_param_kind", "entropy_floor", "E_minus_floor", "holdout",
+            "holdout_mean_abs_error_pct", "holdout_max_abs_error_pct", "optimal_exponents", "tiers",
+            "distillation", "sweep_seconds", "budgets", "holdout_budget", "total_flops", "plots", "param_kind",
+            "excluded")
+    return {**{k: fit[k] for k in keys}, "forecasts": _forecast_summary(fit), "fit_json": str(out / "fit.json"),
+            "stage_seconds": round(time.perf_counter() - t0, 1), "n_runs": len(records)}
+
+
+def _forecast_summary(fit: dict[str, Any]) -> dict[str, Any]:
+    """Per eval: predicted vs actual accuracy on each hold-out run (the fit.json checks, grouped)."""
+    by_eval: dict[str, list[dict[str, Any]]] = {}
+    for c in fit["forecasts"]["checks"]:
+        by_eval.setdefault(c["eval"], []).append({k: v for k, v in c.items() if k != "eval"})
+    return {"by_eval": by_eval, "skipped": fit["forecasts"]["skipped"], "level": fit["forecasts"]["level"],
+            "mean_abs_error": fit["forecasts"]["mean_abs_error"]}
+
+
+def scale(cfg: RunConfig, out: Path, log: Any = print) -> dict[str, Any]:
+    """`scalelab scale`: the corpus, tokenizer and shards stages (reused when done), then the scaling stage."""
+    from scalelab.pipeline import Context, _world_summary, run_shards, run_tokenizer, run_world
+    from scalelab.registry import Registry
+    from scalelab.report import write_report
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ctx = Context(cfg=cfg, out=out, registry=Registry(out / "runs.sqlite"), log=log)
+    world = run_world(ctx) if cfg.corpus == "world" else None
+    tok = run_tokenizer(ctx)
+    shards = run_shards(ctx)
+    summary: dict[str, Any] = {
+        "preset": cfg.preset, "corpus": cfg.corpus,
+        "world": _world_summary(world, shards) if world is not None else None,
+        "tokenizer": tok, "shards": {k: v for k, v in shards.items() if k != "floor_val"}, "models": [],
+    }
+    t0 = time.perf_counter()
+    summary["scaling"] = run_scaling(ctx, summary)
+    summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    write_report(summary, out)
+    return summary

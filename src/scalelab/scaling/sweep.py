@@ -1,0 +1,115 @@
+"""Run a planned IsoFLOP sweep: every run trained by `train.pretrain`, then scored by the base evals.
+
+Each planned run is its own artifact, `DIR/scaling/runs/<name>` (a `pretrain` output: `final/`,
+`result.json`, `metrics.jsonl`), and its eval scores `DIR/scaling/evals/<name>`. Both go through
+`pipeline.stage`, so a finished run is reused, never retrained, and a half-trained one resumes from its
+checkpoint. A run's identity is its model config and the training config it trains with, so changing
+the plan retrains only the runs whose size, tokens, batch or learning rate changed.
+
+Token range. `max_tokens` is `max_epochs` passes over the training split (unless set): on a corpus as
+small as the tiny world the compute-optimal data of even the smallest sizes exceeds one epoch, and
+Muennighoff et al. (2023, "Scaling Data-Constrained Language Models") find up to ~4 epochs of repeated
+data worth nearly as much as fresh data, so the sweep may repeat the corpus up to 4 times by default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from scalelab import artifacts
+from scalelab.config import ConfigError, EvalConfig, RunConfig, ScalingConfig, TrainConfig, to_dict
+from scalelab.scaling.planner import SweepPlan, SweepSpec, plan_sweep
+
+# Training-config fields that change how a run is watched, not what it computes: not part of its identity.
+_WATCH_ONLY = ("progress", "log_every")
+
+
+def sweep_spec(scfg: ScalingConfig, train_tokens: int) -> SweepSpec:
+    """The planner's spec from the scaling config; `train_tokens` is the training split's size."""
+    if train_tokens <= 0:
+        raise ConfigError(f"the training split has {train_tokens} tokens; build the shards before the sweep")
+    if scfg.max_epochs <= 0:
+        raise ConfigError(f"scaling.max_epochs={scfg.max_epochs} must be > 0 (passes over the training split)")
+    max_tokens = scfg.max_tokens or int(scfg.max_epochs * train_tokens)
+    return SweepSpec(
+        depths=tuple(scfg.depths), n_budgets=scfg.n_budgets, sizes_per_budget=scfg.sizes_per_budget,
+        budget_spacing=scfg.budget_spacing, min_tokens=scfg.min_tokens, max_tokens=max_tokens,
+        holdout_factor=scfg.holdout_factor, holdout_sizes=scfg.holdout_sizes,
+        tokens_per_param_prior=scfg.tokens_per_param_prior, min_steps=scfg.min_steps,
+    )
+
+
+def planning_train_config(cfg: RunConfig) -> TrainConfig:
+    """The training config sweep runs start from (the sweep's batch size, if set)."""
+    return dataclasses.replace(cfg.train, batch_size=cfg.scaling.batch_size or cfg.train.batch_size)
+
+
+def plan_for(cfg: RunConfig, train_tokens: int) -> SweepPlan:
+    """The sweep `cfg.scaling` asks for, on a training split of `train_tokens` tokens."""
+    return plan_sweep(cfg.model, planning_train_config(cfg), sweep_spec(cfg.scaling, train_tokens))
+
+
+def run_train_config(cfg: RunConfig, tokens: int, batch_size: int) -> TrainConfig:
+    """The exact training config of one sweep run: its tokens and batch; lr follows the loop's width rule."""
+    return dataclasses.replace(planning_train_config(cfg), tokens=tokens, max_tokens=0, batch_size=batch_size,
+                               progress=False)
+
+
+def run_identity(cfg: RunConfig, depth: int, tokens: int, batch_size: int) -> dict[str, Any]:
+    """What a run computes (its stage config hash): model shape and training config, minus watch-only fields."""
+    train = {k: v for k, v in to_dict(run_train_config(cfg, tokens, batch_size)).items() if k not in _WATCH_ONLY}
+    return {"model": to_dict(dataclasses.replace(cfg.model, depth=depth)), "train": train}
+
+
+def eval_config(cfg: RunConfig) -> EvalConfig:
+    return dataclasses.replace(cfg.evals, max_items=cfg.scaling.eval_items or cfg.evals.max_items)
+
+
+def run_sweep(ctx: Any, plan: SweepPlan, *, with_evals: bool = True) -> list[dict[str, Any]]:
+    """Train (or reuse) every planned run, then score it; one record per run, in plan order.
+
+    A record is the run's `result.json` plus `budget`, `holdout`, `depth`, `lr`, `batch_size`, `dir`, and
+    `evals` (None without a world to score against).
+    """
+    from scalelab.pipeline import stage
+    from scalelab.train import pretrain
+
+    cfg: RunConfig = ctx.cfg
+    shards, tokenizer = ctx.path("shards"), ctx.path("tokenizer")
+    records = []
+    for run in plan.runs:
+        run_dir = ctx.path("scaling", "runs", run.name)
+        model_cfg = dataclasses.replace(cfg.model, depth=run.depth)
+        train_cfg = run_train_config(cfg, run.tokens, run.batch_size)
+
+        def build(d: Path, model_cfg=model_cfg, train_cfg=train_cfg, name=run.name) -> dict[str, Any]:
+            return pretrain(model_cfg, train_cfg, shards, d, tokenizer_dir=tokenizer, resume=True, name=name)
+
+        result = stage(ctx, f"scaling:{run.name}", "model", run_dir,
+                       run_identity(cfg, run.depth, run.tokens, run.batch_size),
+                       [shards, tokenizer], build)
+        evals = run_evals(ctx, run.name, run_dir) if with_evals else None
+        records.append({**result, "name": run.name, "depth": run.depth, "budget": run.budget,
+                        "holdout": run.holdout, "lr": run.lr, "batch_size": run.batch_size,
+                        "dir": str(run_dir), "evals": evals})
+    return records
+
+
+def run_evals(ctx: Any, name: str, model_dir: Path) -> dict[str, Any]:
+    """The base evals of one model folder (`model_dir/final`), as a skippable artifact."""
+    from scalelab.evals.base import evaluate_base_model
+    from scalelab.pipeline import stage
+
+    ecfg = eval_config(ctx.cfg)
+    out_dir = ctx.path("scaling", "evals", name)
+
+    def build(d: Path) -> dict[str, Any]:
+        res = evaluate_base_model(model_dir / "final", ctx.path("world"), ecfg, device=ctx.cfg.train.device)
+        artifacts.atomic_write_json(d / "results.json", res)
+        return res
+
+    return stage(ctx, f"scaling-evals:{name}", "eval_results", out_dir, {"evals": to_dict(ecfg), "model": name},
+                 [model_dir, ctx.path("world")], build)
+

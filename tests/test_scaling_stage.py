@@ -1,0 +1,141 @@
+"""`scalelab scale --preset smoke` end to end: fit.json with every field, hold-outs, forecasts, tiers, reuse."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from scalelab.config import ConfigError, ScalingConfig, preset
+from scalelab.scaling.analysis import analyse_sweep, load_forecast_table
+from scalelab.scaling.runs import ScalingFitError
+from scalelab.scaling.stage import scale
+from scalelab.scaling.sweep import sweep_spec
+from scalelab.scaling.tiers import frontier, pick_tiers
+
+FIT_KEYS = {"fit", "entropy_floor", "E_minus_floor", "holdout", "optimal_exponents", "forecasts", "tiers",
+            "distillation", "chinchilla", "isoflop", "kaplan", "forecast_table", "runs", "param_kind", "excluded"}
+SUMMARY_KEYS = {"fit", "entropy_floor", "holdout", "optimal_exponents", "forecasts", "tiers"}
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("scale")
+    cfg = preset("smoke")
+    cfg.scaling.n_bootstrap = 20
+    logs: list[str] = []
+    summary = scale(cfg, out, log=logs.append)
+    return out, summary, logs
+
+
+def test_fit_json_has_every_field(smoke):
+    out, summary, _ = smoke
+    fit = json.loads((out / "scaling" / "fit.json").read_text())
+    assert fit.keys() >= FIT_KEYS
+    for k in ("E", "A", "B", "alpha", "beta"):
+        assert math.isfinite(fit["fit"][k])
+        lo, hi = fit["fit"]["intervals"][k]
+        assert lo <= hi
+    assert fit["entropy_floor"] == pytest.approx(summary["world"]["entropy_floor_nats_per_token"])
+    assert fit["E_minus_floor"] == pytest.approx(fit["fit"]["E"] - fit["entropy_floor"])
+    assert {"a", "b", "intervals", "approach3_a", "approach3_b"} <= fit["optimal_exponents"].keys()
+    assert len(fit["tiers"]) == 3 and [t["tier"] for t in fit["tiers"]] == ["small", "balanced", "large"]
+    for t in fit["tiers"]:
+        assert t["latency_ms_per_token"] > 0 and t["throughput_tokens_per_s"] > 0
+        assert t["inference_flops_per_token"] > 0
+    d = fit["distillation"]
+    assert d["tokens"] == next(r["tokens"] for r in fit["runs"] if r["name"] == fit["tiers"][0]["run"])
+    assert summary["scaling"].keys() >= SUMMARY_KEYS
+    for png in fit["plots"]:
+        assert (out / png).stat().st_size > 0
+    assert len(fit["plots"]) == 5
+    assert "## Scaling laws" in (out / "report.md").read_text()
+
+
+def test_holdouts_are_validated_not_fitted(smoke):
+    out, _, _ = smoke
+    fit = json.loads((out / "scaling" / "fit.json").read_text())
+    held = [r for r in fit["runs"] if r["holdout"]]
+    fitted = [r for r in fit["runs"] if not r["holdout"]]
+    assert len(held) >= 1 and fit["fit"]["n_runs"] == len(fitted)
+    assert min(r["budget"] for r in held) >= 4 * max(r["budget"] for r in fitted) * 0.999
+    assert len({r["budget"] for r in fitted}) >= 3
+    assert all(sum(r["budget"] == b for r in fitted) >= 4 for b in {r["budget"] for r in fitted})
+    by_name = {r["name"]: r for r in held}
+    for h in fit["holdout"]:
+        actual = by_name[h["name"]]["final_val_loss"]
+        assert h["actual_loss"] == actual
+        assert h["error_pct"] == pytest.approx(100 * (h["predicted_loss"] - actual) / actual)
+        assert {"params", "tokens", "predicted_loss", "actual_loss", "error_pct"} <= h.keys()
+
+
+def test_forecast_is_loadable_from_fit_json(smoke):
+    out, _, _ = smoke
+    table = load_forecast_table(out / "scaling" / "fit.json")
+    name = sorted(table.fits)[0]
+    budget = json.loads((out / "scaling" / "fit.json").read_text())["holdout_budget"]
+    f = table.forecast(name, 4 * budget)
+    assert 0.0 <= f.interval[0] <= f.accuracy <= f.interval[1] <= 1.0 or math.isclose(f.interval[0], f.accuracy)
+    with pytest.raises(ScalingFitError, match="fitted evals"):
+        table.forecast("no_such_eval", budget)
+
+
+def test_rerun_reuses_every_run(smoke):
+    out, _, _ = smoke
+    logs: list[str] = []
+    cfg = preset("smoke")
+    cfg.scaling.n_bootstrap = 20
+    scale(cfg, out, log=logs.append)
+    trained = [line for line in logs if line.startswith("[scaling:") and "running" in line]
+    assert trained == [], trained
+
+
+def _records(n_fitted: int, loss: float = 3.0) -> list[dict]:
+    rows = []
+    for i in range(n_fitted):
+        n, d = 1e5 * 2 ** i, 1e6 / 2 ** (i % 3)
+        rows.append({"name": f"r{i}", "params": n, "non_embedding_params": n / 2, "tokens": d,
+                     "train_flops": 6 * n * d, "final_val_loss": loss + 10 / n ** 0.3 + 20 / d ** 0.3,
+                     "budget": 6 * n * d, "holdout": False, "evals": None})
+    return rows
+
+
+def test_too_few_runs_and_nan_losses_get_clear_errors():
+    with pytest.raises(ScalingFitError, match="at least 6"):
+        analyse_sweep(_records(5), entropy_floor=None)
+    rows = _records(7)
+    rows[0]["final_val_loss"] = float("nan")
+    rows[1]["final_val_loss"] = float("nan")
+    with pytest.raises(ScalingFitError, match="diverged"):
+        analyse_sweep(rows, entropy_floor=None)
+
+
+def test_diverged_runs_are_excluded_and_listed():
+    rows = _records(9)
+    rows[2]["final_val_loss"] = float("nan")
+    fit = analyse_sweep(rows, entropy_floor=2.9, n_bootstrap=5)
+    assert [e["name"] for e in fit["excluded"]] == ["r2"]
+    assert "diverged" in fit["excluded"][0]["reason"]
+    assert fit["fit"]["n_runs"] == 8
+
+
+def test_bad_scaling_settings_are_refused():
+    with pytest.raises(ConfigError, match="shards"):
+        sweep_spec(ScalingConfig(), 0)
+    with pytest.raises(ConfigError, match="max_epochs"):
+        sweep_spec(ScalingConfig(max_epochs=0), 1000)
+    with pytest.raises(ScalingFitError, match="param_kind"):
+        analyse_sweep(_records(8), entropy_floor=None, param_kind="embedding")
+    with pytest.raises(ConfigError, match="three distinct names"):
+        pick_tiers(_records(8), ["small", "large"])
+    with pytest.raises(FileNotFoundError, match="scalelab scale"):
+        load_forecast_table(Path("/nonexistent/fit.json"))
+
+
+def test_frontier_keeps_the_best_run_per_budget():
+    rows = [{"name": "a", "budget": 1.0, "final_val_loss": 3.0}, {"name": "b", "budget": 1.0, "final_val_loss": 2.5},
+            {"name": "c", "budget": 2.0, "final_val_loss": float("nan")},
+            {"name": "d", "budget": 2.0, "final_val_loss": 2.4}]
+    assert [r["name"] for r in frontier(rows)] == ["b", "d"]
