@@ -1,0 +1,142 @@
+"""What every SAE architecture shares: parameters, input normalisation, unit-norm decoder, dead latents.
+
+An SAE maps an activation x (d_in) to features f = σ(W_encᵀ(x̃ − b_dec) + b_enc) (d_sae) and back to
+x̂ = W_decᵀ f + b_dec, where x̃ is x scaled so that E‖x̃‖² = d_in (Anthropic's April 2024 update; SAELens
+calls it `expected_average_only_in`), which makes hyperparameters carry across sites and models. Only
+σ and the training loss differ between architectures; each lives in its own module and overrides
+`activation` and `loss_terms`. The decoder rows are kept at unit norm (the gradient component along
+each row is removed before a step and rows are renormalised after it), so a feature's activation is
+its magnitude and an L1 penalty cannot be dodged by shrinking the encoder. `steps_since_fired` counts,
+per latent, the training tokens since it last fired: the dead-latent tracker AuxK and resampling use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass
+class SAEConfig:
+    """Shape and architecture hyperparameters of one SAE (training-loop settings live in TrainSAEConfig)."""
+
+    arch: str
+    d_in: int
+    d_sae: int
+    k: int = 32  # TopK / BatchTopK: active latents per token
+    l1_coeff: float = 5.0  # ReLU+L1: sparsity penalty on f·‖W_dec‖
+    l0_coeff: float = 1e-3  # JumpReLU: penalty on the (straight-through) L0
+    jump_bandwidth: float = 0.05  # JumpReLU: width of the straight-through kernel, in normalised units
+    jump_init_threshold: float = 0.1
+    aux_k: int = 0  # AuxK: dead latents used to model the residual (0: d_in // 2, as Gao et al.)
+    aux_coeff: float = 1 / 32
+    dead_tokens: int = 200_000  # a latent silent this many training tokens counts as dead
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class SAE(nn.Module):
+    """Base class; subclasses set `arch` and implement `activation` (and `loss_terms` if not plain MSE)."""
+
+    arch = ""
+
+    def __init__(self, cfg: SAEConfig) -> None:
+        super().__init__()
+        if cfg.d_in <= 0 or cfg.d_sae <= 0:
+            raise ValueError(f"SAE sizes must be positive, got d_in={cfg.d_in}, d_sae={cfg.d_sae}")
+        self.cfg = cfg
+        w_dec = torch.randn(cfg.d_sae, cfg.d_in)
+        w_dec = w_dec / w_dec.norm(dim=1, keepdim=True)
+        self.W_dec = nn.Parameter(w_dec)
+        # Encoder starts as the decoder's transpose (Gao et al. 2024): fewer dead latents early on.
+        self.W_enc = nn.Parameter(w_dec.T.clone())
+        self.b_enc = nn.Parameter(torch.zeros(cfg.d_sae))
+        self.b_dec = nn.Parameter(torch.zeros(cfg.d_in))
+        self.register_buffer("norm_scale", torch.ones(()))
+        self.register_buffer("steps_since_fired", torch.zeros(cfg.d_sae, dtype=torch.long))
+
+    # -- the map -------------------------------------------------------------------------------------
+    def pre_acts(self, x_scaled: torch.Tensor) -> torch.Tensor:
+        return (x_scaled - self.b_dec) @ self.W_enc + self.b_enc
+
+    def activation(self, pre: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Feature activations for raw (unnormalised) activations x (..., d_in)."""
+        return self.activation(self.pre_acts(x * self.norm_scale))
+
+    def decode(self, f: torch.Tensor) -> torch.Tensor:
+        """Raw-space reconstruction from feature activations."""
+        return (f @ self.W_dec + self.b_dec) / self.norm_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    # -- training ------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def fit_normalisation(self, sample: torch.Tensor) -> None:
+        """Set the input scale from a sample and start b_dec at the sample's (scaled) mean."""
+        sq = sample.float().pow(2).sum(-1).mean()
+        if not torch.isfinite(sq) or sq <= 0:
+            raise ValueError("activation sample has zero or non-finite norm; cannot normalise SAE inputs")
+        self.norm_scale.fill_(float((self.cfg.d_in / sq).sqrt()))
+        self.b_dec.copy_(sample.float().mean(0) * self.norm_scale)
+
+    def loss_terms(self, x: torch.Tensor, pre: torch.Tensor, f: torch.Tensor,
+                   recon: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Extra loss terms beyond MSE (sparsity penalties, AuxK); x, recon are in normalised units."""
+        return {}
+
+    def training_step_loss(self, x_raw: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Total loss and its parts for a batch of raw activations (B, d_in); updates dead tracking."""
+        x = x_raw * self.norm_scale
+        pre = self.pre_acts(x)
+        f = self.activation(pre)
+        recon = f @ self.W_dec + self.b_dec
+        mse = (recon - x).pow(2).sum(-1).mean()
+        with torch.no_grad():
+            fired = (f > 0).any(0)
+            self.steps_since_fired += x.shape[0]
+            self.steps_since_fired[fired] = 0
+        parts = {"mse": mse, **self.loss_terms(x, pre, f, recon)}
+        total = sum(parts.values())
+        parts["l0"] = (f > 0).float().sum(-1).mean().detach()
+        return total, parts  # type: ignore[return-value]
+
+    @property
+    def dead_mask(self) -> torch.Tensor:
+        return self.steps_since_fired >= self.cfg.dead_tokens
+
+    @torch.no_grad()
+    def remove_parallel_grad(self) -> None:
+        """Drop the part of W_dec's gradient that would change row norms (they are renormalised anyway)."""
+        if self.W_dec.grad is None:
+            return
+        w = self.W_dec
+        self.W_dec.grad -= (self.W_dec.grad * w).sum(-1, keepdim=True) * w
+
+    @torch.no_grad()
+    def normalise_decoder(self) -> None:
+        self.W_dec /= self.W_dec.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+
+    def after_step(self, step: int, batch: torch.Tensor) -> None:
+        """Hook for architecture-specific bookkeeping after an optimiser step (resampling, thresholds)."""
+
+    # -- export --------------------------------------------------------------------------------------
+    def inference_state(self) -> tuple[str, dict[str, torch.Tensor], dict[str, Any]]:
+        """(SAELens architecture name, weights with the input scale folded in, extra cfg fields).
+
+        Folding: encoding x̃ = s·x gives W_enc' = s·W_enc, b_dec' = b_dec/s, W_dec' = W_dec/s, so the
+        saved SAE reads raw activations and needs no normalisation step (`normalize_activations: none`).
+        """
+        s = float(self.norm_scale)
+        state = {"W_enc": self.W_enc * s, "b_enc": self.b_enc, "W_dec": self.W_dec / s, "b_dec": self.b_dec / s}
+        return self.saelens_arch(), {k: v.detach().float().contiguous() for k, v in state.items()}, {}
+
+    def saelens_arch(self) -> str:
+        return self.arch

@@ -1,0 +1,44 @@
+"""TopK SAE with the AuxK auxiliary loss (Gao et al. 2024, "Scaling and evaluating sparse autoencoders").
+
+σ keeps each token's k largest pre-activations (ReLU'd) and zeroes the rest, so L0 is set, not tuned.
+AuxK: the residual e = x − x̂ is modelled by the top `aux_k` *dead* latents alone, and ‖e − ê‖²/‖e‖²
+(scaled by `aux_coeff`) is added to the loss, which gives dead latents a gradient and revives them.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from scalelab.interp.sae.base import SAE
+
+
+def topk_relu(pre: torch.Tensor, k: int) -> torch.Tensor:
+    vals, idx = pre.topk(min(k, pre.shape[-1]), dim=-1, sorted=False)
+    return torch.zeros_like(pre).scatter_(-1, idx, vals.relu())
+
+
+class TopKSAE(SAE):
+    arch = "topk"
+
+    def activation(self, pre: torch.Tensor) -> torch.Tensor:
+        return topk_relu(pre, self.cfg.k)
+
+    def loss_terms(self, x: torch.Tensor, pre: torch.Tensor, f: torch.Tensor,
+                   recon: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"auxk": auxk_loss(self, x, pre, recon)}
+
+
+def auxk_loss(sae: SAE, x: torch.Tensor, pre: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+    dead = sae.dead_mask
+    n_dead = int(dead.sum())
+    if n_dead == 0:
+        return pre.new_zeros(())
+    k_aux = min(sae.cfg.aux_k or sae.cfg.d_in // 2, n_dead)
+    # Only dead latents compete: the others are pushed to -inf before the top-k.
+    masked = pre.masked_fill(~dead, float("-inf"))
+    vals, idx = masked.topk(k_aux, dim=-1, sorted=False)
+    f_aux = torch.zeros_like(pre).scatter_(-1, idx, vals.relu())
+    resid = (x - recon).detach()
+    resid_hat = f_aux @ sae.W_dec
+    denom = resid.pow(2).sum(-1).mean().clamp_min(1e-8)
+    return sae.cfg.aux_coeff * (resid_hat - resid).pow(2).sum(-1).mean() / denom

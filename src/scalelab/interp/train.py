@@ -1,0 +1,114 @@
+"""Train an SAE on cached activations: Adam, constant LR with a linear decay at the end, unit-norm decoder.
+
+The loop is deliberately small: the SAE's own `training_step_loss` knows its architecture's loss, and
+`after_step` its bookkeeping (resampling, thresholds); the loop only streams batches from the cache
+(re-reading it when the token budget exceeds one pass), keeps the decoder unit-norm, logs and times.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from scalelab.interp.cache import ActivationCache, check_finite
+from scalelab.interp.sae import SAE, SAEConfig, make_sae
+
+
+@dataclass
+class TrainSAEConfig:
+    tokens: int = 400_000  # activation rows seen in training (with repeats if the cache is smaller)
+    batch_size: int = 1024
+    lr: float = 1e-3
+    decay_frac: float = 0.2  # final fraction of steps over which the LR falls linearly to 0
+    log_every: int = 25
+    seed: int = 0
+    threads: int = 0  # torch threads (0: leave as is)
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    sae: SAE
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    rows: int = 0
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+def _batches(source: ActivationCache | torch.Tensor, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
+    """Endless shuffled batches, a new shuffle each pass."""
+    epoch = 0
+    while True:
+        if isinstance(source, torch.Tensor):
+            g = torch.Generator().manual_seed(seed + epoch)
+            perm = torch.randperm(len(source), generator=g)
+            if len(source) < batch_size:
+                raise ValueError(f"only {len(source)} activation rows; need at least one batch of {batch_size}")
+            for s in range(0, len(source) - batch_size + 1, batch_size):
+                yield source[perm[s:s + batch_size]]
+        else:
+            n = 0
+            for b in source.iter_batches(batch_size, shuffle=True, seed=seed + epoch):
+                n += 1
+                yield b
+            if n == 0:
+                raise ValueError(f"cache {source.dir} has fewer rows ({source.n_rows}) than one batch of {batch_size}")
+        epoch += 1
+
+
+def train_sae(source: ActivationCache | torch.Tensor, sae_cfg: SAEConfig, cfg: TrainSAEConfig) -> TrainResult:
+    """Train a fresh SAE of `sae_cfg` on a cache or an in-memory (N, d_in) tensor of activations."""
+    d_in = source.d_in if isinstance(source, ActivationCache) else source.shape[-1]
+    if d_in != sae_cfg.d_in:
+        raise ValueError(f"SAE d_in={sae_cfg.d_in} does not match the activations' width {d_in}")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    sae = make_sae(sae_cfg)
+    sample = source.all_rows(max_rows=8192) if isinstance(source, ActivationCache) else source[:8192]
+    check_finite(sample, "SAE training activations")
+    sae.fit_normalisation(sample)
+    opt = torch.optim.Adam(sae.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+    n_steps = max(1, cfg.tokens // cfg.batch_size)
+    decay_start = int(n_steps * (1 - cfg.decay_frac))
+    result = TrainResult(sae)
+    batches = _batches(source, cfg.batch_size, cfg.seed)
+    sae.train()
+    bar = tqdm(range(n_steps), desc=f"SAE {sae_cfg.arch}", unit="step", disable=not cfg.progress)
+    t0 = time.perf_counter()
+    for step in bar:
+        x = next(batches)
+        if step >= decay_start:
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * (n_steps - step) / max(1, n_steps - decay_start)
+        loss, parts = sae.training_step_loss(x)
+        if not torch.isfinite(loss):
+            raise ValueError(f"SAE loss became {float(loss)} at step {step}; lower the learning rate "
+                             f"(lr={cfg.lr}) or check the activations for outliers")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        sae.remove_parallel_grad()
+        opt.step()
+        sae.normalise_decoder()
+        sae.after_step(step, x)
+        if step % cfg.log_every == 0 or step == n_steps - 1:
+            with torch.no_grad():
+                x_s = x * sae.norm_scale
+                fvu = float(parts["mse"] / (x_s - x_s.mean(0)).pow(2).sum(-1).mean())
+            row: dict[str, Any] = {"step": step, "tokens": (step + 1) * cfg.batch_size, "fvu": fvu,
+                                   "dead_frac": float(sae.dead_mask.float().mean()),
+                                   **{k: float(v.detach()) for k, v in parts.items()}}
+            result.history.append(row)
+            bar.set_postfix(fvu=f"{fvu:.3f}", l0=f"{row['l0']:.1f}")
+    result.seconds = time.perf_counter() - t0
+    result.rows = n_steps * cfg.batch_size
+    sae.eval()
+    return result
