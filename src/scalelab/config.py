@@ -167,6 +167,30 @@ class ScalingConfig:
 
 
 @dataclass
+class InterpConfig:
+    """Sparse autoencoder on one model (the `interp` stage runs it on the largest ladder model)."""
+
+    site: str = "resid_post.mid"  # <resid_pre|resid_post|attn_out|mlp_out|mlp_hidden>.<layer|-1|mid>
+    arch: str = "topk"  # relu | topk | batchtopk | jumprelu
+    k: int = 32
+    width: int = 16  # d_sae = width x d_in
+    l1_coeff: float = 5.0
+    l0_coeff: float = 1e-3
+    tokens: int = 400_000  # SAE training tokens (the cache is re-read when it holds fewer)
+    cache_tokens: int = 200_000  # activation rows cached to disk
+    eval_rows: int = 64  # held-out sequences for FVU / L0 / CE recovered
+    seq_len: int = 128
+    batch_size: int = 1024
+    lr: float = 1e-3
+    cache_dtype: str = "fp32"  # fp32 | bf16
+    memory_mb: int = 256  # one cache shard's size, the most the reader holds in memory
+    dead_tokens: int = 100_000
+    concept_rows: int = 128  # val sequences scored against the world's concept labels
+    feature_rows: int = 128  # sequences the feature store reads
+    seed: int = 0
+
+
+@dataclass
 class RunConfig:
     """Everything `scalelab run` needs: the stages' configs plus the ladder of depths."""
 
@@ -180,6 +204,7 @@ class RunConfig:
     corpus: str = "world"  # "world", a local file/dir of .txt/.jsonl/.parquet, or "hf:<datasets name>"
     skip_stages: list[str] = field(default_factory=list)  # later stages (pipeline.LATER_STAGES keys) to skip
     scaling: ScalingConfig = field(default_factory=ScalingConfig)
+    interp: InterpConfig = field(default_factory=InterpConfig)
 
 
 def _smoke() -> RunConfig:
@@ -200,6 +225,8 @@ def _smoke() -> RunConfig:
     # (~1e5 tokens) can feed them, and few eval items keep the 14 sweep runs' scoring short
     cfg.scaling = ScalingConfig(depths=[1, 2, 3, 4, 5], min_tokens=1024, min_steps=6, tokens_per_param_prior=0.25,
                                 budget_spacing=1.5, n_bootstrap=40, eval_items=12, latency_new_tokens=8)
+    cfg.interp = InterpConfig(width=8, k=16, tokens=40_000, cache_tokens=20_000, eval_rows=16, seq_len=64,
+                              batch_size=512, dead_tokens=20_000, concept_rows=32, feature_rows=32)
     return cfg
 
 
