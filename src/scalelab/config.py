@@ -145,6 +145,9 @@ class ScalingConfig:
     """The scaling stage: the IsoFLOP sweep (see `scaling.planner`), its fits, forecasts and model tiers."""
 
     depths: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6])
+    # the sweep's family: the model's depth dial with this width per layer (0: model.aspect_ratio / head_dim)
+    aspect_ratio: int = 0
+    head_dim: int = 0
     n_budgets: int = 3
     sizes_per_budget: int = 4
     budget_spacing: float = 2.0
@@ -155,6 +158,7 @@ class ScalingConfig:
     holdout_sizes: int = 2
     tokens_per_param_prior: float = 20.0
     min_steps: int = 20
+    min_each_side: int = 1  # sizes on each side of the prior optimum in every IsoFLOP profile
     batch_size: int = 0  # sequences per step of sweep runs (0: train.batch_size); the planner may halve it
     param_kind: str = "total"  # N of the fits: "total" (Hoffmann et al.) or "non_embedding" (Kaplan et al.)
     n_bootstrap: int = 200
@@ -164,6 +168,37 @@ class ScalingConfig:
     distill: bool = True  # distil the large tier into the small tier's size
     distill_alpha: float = 0.5  # weight of the KL term (1 - alpha on the next-token cross-entropy)
     distill_temperature: float = 2.0
+
+
+@dataclass
+class PosttrainConfig:
+    """Post-training of one ladder model: SFT → SL-CAI → RL-CAI → character training, evals after each."""
+
+    depth: int = 0  # ladder rung to post-train; 0 = the largest
+    stages: list[str] = field(default_factory=lambda: ["sft", "sl_cai", "rl_cai", "character"])
+    constitution: str = "default"  # shipped name or YAML path
+    trait_constitution: str = "character"
+    feedback: str = "oracle"  # oracle | policy | hf:<folder> | openai:<model>
+    label_clamp: list[float] = field(default_factory=lambda: [0.0, 1.0])  # soft-label clamp [lo, hi]
+    lr: float = 1e-3
+    batch_size: int = 16
+    max_len: int = 128
+    sft_epochs: float = 2.0
+    sl_cai_prompts: int = 200
+    sl_cai_rounds: int = 1  # critique → revision rounds (the paper uses up to 4)
+    sl_cai_epochs: float = 2.0
+    rl_cai_prompts: int = 200
+    dpo_beta: float = 0.1
+    dpo_lr: float = 2e-4
+    dpo_epochs: float = 2.0
+    rm_holdout: float = 0.25  # fraction of preference pairs held out to score the reward model
+    rm_epochs: float = 3.0
+    character_prompts: int = 200
+    temperature: float = 1.0  # sampling temperature of the responses that get critiqued or compared
+    max_new_tokens: int = 40
+    eval_items: int = 100
+    eval_system_prompt: str = "You are an assistant at the valley archive."
+    seed: int = 0
 
 
 @dataclass
@@ -203,6 +238,7 @@ class RunConfig:
     ladder: list[int] = field(default_factory=lambda: [2, 3, 4])
     corpus: str = "world"  # "world", a local file/dir of .txt/.jsonl/.parquet, or "hf:<datasets name>"
     skip_stages: list[str] = field(default_factory=list)  # later stages (pipeline.LATER_STAGES keys) to skip
+    posttrain: PosttrainConfig = field(default_factory=PosttrainConfig)
     scaling: ScalingConfig = field(default_factory=ScalingConfig)
     interp: InterpConfig = field(default_factory=InterpConfig)
 
@@ -236,8 +272,11 @@ def _tiny() -> RunConfig:
     cfg.tokenizer = TokenizerConfig(vocab_size=2048)
     cfg.train = TrainConfig(seq_len=256, batch_size=16, tokens_per_param=8.0, max_tokens=1_200_000)
     cfg.ladder = [2, 3, 4, 5]
-    # budgets x1.6 apart keep the sweep (12 fitted + 2 hold-out runs) inside 6 minutes on 2 cores
-    cfg.scaling = ScalingConfig(budget_spacing=1.6)
+    # A narrower family (16 per layer) puts sizes around the prior optimum at budgets a 2-core machine can
+    # afford; two sizes on each side of it; budgets x1.5 apart and a 10 tokens/param prior keep the sweep
+    # (12 fitted + 2 hold-out runs) inside 6 minutes; >= 64 steps per run (smaller batches for short runs).
+    cfg.scaling = ScalingConfig(aspect_ratio=16, head_dim=16, min_each_side=2, budget_spacing=1.5,
+                                tokens_per_param_prior=10.0, min_steps=64)
     return cfg
 
 

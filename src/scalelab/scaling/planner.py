@@ -56,6 +56,9 @@ class SweepSpec:
     holdout_sizes: int = 2
     tokens_per_param_prior: float = 20.0
     min_steps: int = 20
+    # sizes required on each side of the prior optimum (1: just bracket it; 2 keeps the prior inside the
+    # window's middle, so a parabola has two points on each side even when the true optimum is off the prior)
+    min_each_side: int = 1
     budgets: tuple[float, ...] = ()  # explicit fitted budgets (FLOPs); empty: the cheapest ladder
 
 
@@ -144,6 +147,12 @@ def _run(size: _Size, budget: float, train: TrainConfig, spec: SweepSpec, holdou
                       float(size.flops_per_token * tokens), size.params, size.non_embedding, batch, lr, holdout)
 
 
+def _brackets(window: list[PlannedRun], target: float, each_side: int) -> bool:
+    """At least `each_side` sizes of the window at or below the prior optimum, and as many at or above it."""
+    log_n = [math.log(r.params) for r in window]
+    return sum(x <= target for x in log_n) >= each_side and sum(x >= target for x in log_n) >= each_side
+
+
 def _profile(sizes: list[_Size], budget: float, k: int, train: TrainConfig, spec: SweepSpec, holdout: bool,
              bracket: bool) -> list[PlannedRun] | None:
     """k feasible runs at `budget` centred on the prior optimum, or None if there is no such window."""
@@ -155,7 +164,7 @@ def _profile(sizes: list[_Size], budget: float, k: int, train: TrainConfig, spec
     windows = [feasible[i: i + k] for i in range(len(feasible) - k + 1)]
     centres = [abs(np.mean(log_n[i: i + k]) - target) for i in range(len(windows))]
     best = windows[int(np.argmin(centres))]
-    if bracket and not math.log(best[0].params) <= target <= math.log(best[-1].params):
+    if bracket and not _brackets(best, target, spec.min_each_side):
         return None
     return best
 
@@ -188,6 +197,9 @@ def _check_spec(spec: SweepSpec) -> None:
                           f"holdout_factor={spec.holdout_factor}, holdout_sizes={spec.holdout_sizes})")
     if not 0 < spec.min_tokens < spec.max_tokens:
         raise ConfigError(f"need 0 < min_tokens < max_tokens (got {spec.min_tokens}, {spec.max_tokens})")
+    if not 1 <= spec.min_each_side <= spec.sizes_per_budget // 2:
+        raise ConfigError(f"min_each_side={spec.min_each_side} must be in [1, sizes_per_budget // 2 = "
+                          f"{spec.sizes_per_budget // 2}]")
     if spec.budget_spacing <= 1:
         raise ConfigError(f"budget_spacing={spec.budget_spacing} must be > 1 (each budget larger than the last)")
     if spec.budgets and len(spec.budgets) < 3:

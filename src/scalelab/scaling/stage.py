@@ -8,7 +8,6 @@ plots; write `DIR/scaling/fit.json` and return the `summary.json["scaling"]` sec
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from scalelab import artifacts
 from scalelab.config import RunConfig, ScalingConfig, to_dict
 from scalelab.scaling import plots
 from scalelab.scaling.analysis import analyse_sweep, eval_scores
-from scalelab.scaling.sweep import plan_for, run_evals, run_identity, run_sweep, run_train_config
+from scalelab.scaling.sweep import plan_for, run_evals, run_identity, run_sweep, run_train_config, sweep_model
 from scalelab.scaling.tiers import measure_speed, pick_tiers, tier_row
 from scalelab.train.step import Distillation
 
@@ -26,7 +25,7 @@ def _tiers(ctx: Any, records: list[dict[str, Any]], scfg: ScalingConfig) -> list
     rows = []
     for name, run in pick_tiers(records, scfg.tier_names):
         speed = measure_speed(Path(run["dir"]) / "final", scfg.latency_new_tokens)
-        model_cfg = dataclasses.replace(ctx.cfg.model, depth=run["depth"])
+        model_cfg = sweep_model(ctx.cfg, run["depth"])
         rows.append(tier_row(name, run, model_cfg, ctx.cfg.train.seq_len, speed, eval_scores(run.get("evals"))))
     return rows
 
@@ -47,7 +46,7 @@ def _distil(ctx: Any, records: list[dict[str, Any]], tiers: list[dict[str, Any]]
     out_dir = ctx.path("scaling", "distilled", name)
     identity = {**run_identity(cfg, *shape), "teacher": large["run"], "alpha": distill.alpha,
                 "temperature": distill.temperature}
-    model_cfg = dataclasses.replace(cfg.model, depth=small_run["depth"])
+    model_cfg = sweep_model(cfg, small_run["depth"])
 
     def build(d: Path) -> dict[str, Any]:
         return pretrain(model_cfg, run_train_config(cfg, *shape[1:]), ctx.path("shards"), d,
@@ -83,12 +82,16 @@ def run_scaling(ctx: Any, summary: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     records = run_sweep(ctx, plan, with_evals=cfg.corpus == "world")
     sweep_seconds = round(time.perf_counter() - t0, 1)
+    # what the sweep cost when each run was first computed (a rerun reuses runs and takes ~0 s)
+    compute_seconds = round(sum(r["stage_seconds"] + (r["evals"] or {}).get("stage_seconds", 0.0)
+                                for r in records), 1)
     floor = (summary.get("world") or {}).get("entropy_floor_nats_per_token")
     fit = analyse_sweep(records, entropy_floor=floor, param_kind=scfg.param_kind, vocab_size=cfg.model.vocab_size,
                         n_bootstrap=scfg.n_bootstrap, seed=cfg.train.seed)
     tiers = _tiers(ctx, records, scfg)
     distilled = _distil(ctx, records, tiers) if scfg.distill else None
     fit.update({"tiers": tiers, "distillation": distilled, "sweep_seconds": sweep_seconds,
+                "sweep_compute_seconds": compute_seconds,
                 "config": to_dict(scfg), "budgets": list(plan.budgets), "holdout_budget": plan.holdout_budget,
                 "total_flops": plan.total_flops})
     pngs = [plots.plot_sweep_curves(fit, out / "sweep_curves.png", floor), plots.plot_isoflop(fit, out / "isoflop.png"),
@@ -98,8 +101,8 @@ def run_scaling(ctx: Any, summary: dict[str, Any]) -> dict[str, Any]:
     artifacts.atomic_write_json(out / "fit.json", fit)
     keys = ("fit", "fit_other_param_kind", "entropy_floor", "E_minus_floor", "holdout",
             "holdout_mean_abs_error_pct", "holdout_max_abs_error_pct", "optimal_exponents", "tiers",
-            "distillation", "sweep_seconds", "budgets", "holdout_budget", "total_flops", "plots", "param_kind",
-            "excluded")
+            "distillation", "sweep_seconds", "sweep_compute_seconds", "budgets", "holdout_budget", "total_flops",
+            "plots", "param_kind", "excluded")
     return {**{k: fit[k] for k in keys}, "forecasts": _forecast_summary(fit), "fit_json": str(out / "fit.json"),
             "stage_seconds": round(time.perf_counter() - t0, 1), "n_runs": len(records)}
 

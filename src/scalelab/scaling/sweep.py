@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from scalelab import artifacts
-from scalelab.config import ConfigError, EvalConfig, RunConfig, ScalingConfig, TrainConfig, to_dict
+from scalelab.config import ConfigError, EvalConfig, ModelConfig, RunConfig, ScalingConfig, TrainConfig, to_dict
 from scalelab.scaling.planner import SweepPlan, SweepSpec, plan_sweep
 
 # Training-config fields that change how a run is watched, not what it computes: not part of its identity.
@@ -38,7 +38,16 @@ def sweep_spec(scfg: ScalingConfig, train_tokens: int) -> SweepSpec:
         budget_spacing=scfg.budget_spacing, min_tokens=scfg.min_tokens, max_tokens=max_tokens,
         holdout_factor=scfg.holdout_factor, holdout_sizes=scfg.holdout_sizes,
         tokens_per_param_prior=scfg.tokens_per_param_prior, min_steps=scfg.min_steps,
+        min_each_side=scfg.min_each_side,
     )
+
+
+def sweep_model(cfg: RunConfig, depth: int | None = None) -> ModelConfig:
+    """The sweep family's model at `depth`: the model config with the sweep's width per layer, if set."""
+    s = cfg.scaling
+    return dataclasses.replace(cfg.model, depth=cfg.model.depth if depth is None else depth,
+                               aspect_ratio=s.aspect_ratio or cfg.model.aspect_ratio,
+                               head_dim=s.head_dim or cfg.model.head_dim)
 
 
 def planning_train_config(cfg: RunConfig) -> TrainConfig:
@@ -48,7 +57,7 @@ def planning_train_config(cfg: RunConfig) -> TrainConfig:
 
 def plan_for(cfg: RunConfig, train_tokens: int) -> SweepPlan:
     """The sweep `cfg.scaling` asks for, on a training split of `train_tokens` tokens."""
-    return plan_sweep(cfg.model, planning_train_config(cfg), sweep_spec(cfg.scaling, train_tokens))
+    return plan_sweep(sweep_model(cfg), planning_train_config(cfg), sweep_spec(cfg.scaling, train_tokens))
 
 
 def run_train_config(cfg: RunConfig, tokens: int, batch_size: int) -> TrainConfig:
@@ -60,7 +69,7 @@ def run_train_config(cfg: RunConfig, tokens: int, batch_size: int) -> TrainConfi
 def run_identity(cfg: RunConfig, depth: int, tokens: int, batch_size: int) -> dict[str, Any]:
     """What a run computes (its stage config hash): model shape and training config, minus watch-only fields."""
     train = {k: v for k, v in to_dict(run_train_config(cfg, tokens, batch_size)).items() if k not in _WATCH_ONLY}
-    return {"model": to_dict(dataclasses.replace(cfg.model, depth=depth)), "train": train}
+    return {"model": to_dict(sweep_model(cfg, depth)), "train": train}
 
 
 def eval_config(cfg: RunConfig) -> EvalConfig:
@@ -81,7 +90,7 @@ def run_sweep(ctx: Any, plan: SweepPlan, *, with_evals: bool = True) -> list[dic
     records = []
     for run in plan.runs:
         run_dir = ctx.path("scaling", "runs", run.name)
-        model_cfg = dataclasses.replace(cfg.model, depth=run.depth)
+        model_cfg = sweep_model(cfg, run.depth)
         train_cfg = run_train_config(cfg, run.tokens, run.batch_size)
 
         def build(d: Path, model_cfg=model_cfg, train_cfg=train_cfg, name=run.name) -> dict[str, Any]:

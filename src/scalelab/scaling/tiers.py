@@ -39,11 +39,16 @@ def frontier(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def pick_tiers(records: Sequence[dict[str, Any]], names: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
-    """(name, run) for the cheapest, middle and most expensive frontier points."""
+    """(name, run) for the cheapest, middle and most expensive frontier points (distinct sizes if there are 3)."""
     if len(names) != 3 or len(set(names)) != 3:
         raise ConfigError(f"scaling.tier_names={list(names)} must be three distinct names "
                           "(small/fast, balanced, large/most capable)")
     front = frontier(records)
+    # one model per size: the same depth optimal at two budgets is one tier, at its best-trained point
+    by_size = {r["params"]: r for r in front}
+    distinct = sorted(by_size.values(), key=lambda r: r["budget"])
+    if len(distinct) >= 3:
+        front = distinct
     if len(front) < 3:
         raise ConfigError(f"the sweep's frontier has {len(front)} budget(s); three tiers need at least 3")
     return list(zip(names, (front[0], front[len(front) // 2], front[-1]), strict=True))
