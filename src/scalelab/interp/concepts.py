@@ -78,3 +78,35 @@ def neuron_firing(acts: torch.Tensor, density: float) -> torch.Tensor:
     k = min(max(1, round((1.0 - density) * n)), n)  # kthvalue: torch.quantile refuses large inputs
     thresh = acts.float().kthvalue(k, dim=0).values
     return acts > thresh[None, :]
+
+
+@torch.no_grad()
+def score_sae_and_neurons(model: torch.nn.Module, sae: torch.nn.Module, site_name: str, ids: torch.Tensor,
+                          labels: torch.Tensor, concepts: list[str], batch_size: int = 16) -> dict[str, Any]:
+    """SAE features and the same layer's MLP neurons, scored against concept labels (positions ≥ 1)."""
+    from scalelab.interp.lm import n_layers
+    from scalelab.interp.sites import parse_site, read_site
+
+    site = parse_site(site_name, n_layers(model))
+    neuron_site = parse_site(f"mlp_hidden.{site.layer}", n_layers(model))
+    feats, neurons = [], []
+    for s in range(0, len(ids), batch_size):
+        batch = ids[s:s + batch_size]
+        feats.append(sae.encode(read_site(model, site, batch)[:, 1:].float()).flatten(0, 1) > 0)
+        neurons.append(read_site(model, neuron_site, batch)[:, 1:].float().flatten(0, 1))
+    lab = labels[:, 1:].reshape(-1)
+    active = torch.cat(feats)
+    sae_summary, sae_scores = score_against_concepts(active, lab, concepts)
+    fired = active.float().mean(0)
+    density = float(fired[fired > 0].mean()) if (fired > 0).any() else 0.01
+    neuron_summary, _ = score_against_concepts(neuron_firing(torch.cat(neurons), density), lab, concepts)
+    scored = torch.nonzero(active[lab >= 0].sum(0) >= sae_summary["thresholds"]["min_fires"]).squeeze(-1)
+    ranked = sorted(scored.tolist(), key=lambda j: (-float(sae_scores["precision"][j]),
+                                                    -float(sae_scores["recall"][j])))
+    top = [{"feature": j, "concept": concepts[int(sae_scores["concept"][j])],
+            "precision": round(float(sae_scores["precision"][j]), 4),
+            "recall": round(float(sae_scores["recall"][j]), 4)} for j in ranked[:12]]
+    return {"features": sae_summary, "neurons": {**neuron_summary, "site": neuron_site.name,
+                                                 "firing_density": round(density, 5)},
+            "top_features": top, "tokens": int((lab >= 0).sum()), "positions": ">= 1 (position 0 excluded)",
+            "best_precision": {"features": sae_scores["precision"].tolist()}}

@@ -8,12 +8,12 @@ L0, dead/dense and CE loss recovered, all on positions ≥ 1.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from scalelab.config import InterpConfig
 from scalelab.interp.cache import ActivationCache
 from scalelab.interp.lm import load_lm, n_layers
 from scalelab.interp.metrics import ce_recovered, reconstruction_metrics
@@ -24,27 +24,7 @@ from scalelab.interp.text import batched, pack_rows, read_records
 from scalelab.interp.train import TrainSAEConfig, train_sae
 
 
-@dataclass
-class SAERunConfig:
-    site: str = "resid_post.mid"
-    arch: str = "topk"
-    k: int = 32
-    width: int = 16  # d_sae = width × d_in
-    l1_coeff: float = 5.0
-    l0_coeff: float = 1e-3
-    tokens: int = 400_000  # SAE training tokens
-    cache_tokens: int = 200_000  # activation rows cached (training repeats them if tokens is larger)
-    eval_rows: int = 64  # held-out sequences for the metrics
-    seq_len: int = 128
-    batch_size: int = 1024
-    lr: float = 1e-3
-    cache_dtype: str = "fp32"
-    memory_mb: int = 256
-    dead_tokens: int = 100_000
-    seed: int = 0
-
-
-def train_sae_on_model(model_dir: Path | str, text: Path | str, out_dir: Path | str, cfg: SAERunConfig,
+def train_sae_on_model(model_dir: Path | str, text: Path | str, out_dir: Path | str, cfg: InterpConfig,
                        progress: bool = True, device: str = "cpu") -> dict[str, Any]:
     """Train and evaluate an SAE on `model_dir` at `cfg.site`; returns (and saves) its metrics."""
     out = Path(out_dir)

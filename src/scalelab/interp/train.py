@@ -72,6 +72,9 @@ def train_sae(source: ActivationCache | torch.Tensor, sae_cfg: SAEConfig, cfg: T
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
+    # Adam's moments of rarely-firing latents decay into subnormal floats, which x86 CPUs process ~100x
+    # slower: measured 10x lower SAE throughput on real activations without flushing them to zero.
+    torch.set_flush_denormal(True)
     sae = make_sae(sae_cfg)
     sample = source.all_rows(max_rows=8192) if isinstance(source, ActivationCache) else source[:8192]
     check_finite(sample, "SAE training activations")
@@ -109,6 +112,7 @@ def train_sae(source: ActivationCache | torch.Tensor, sae_cfg: SAEConfig, cfg: T
             result.history.append(row)
             bar.set_postfix(fvu=f"{fvu:.3f}", l0=f"{row['l0']:.1f}")
     result.seconds = time.perf_counter() - t0
+    torch.set_flush_denormal(False)
     result.rows = n_steps * cfg.batch_size
     sae.eval()
     return result

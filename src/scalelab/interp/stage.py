@@ -1,0 +1,114 @@
+"""The `interp` stage of `scalelab run`: an SAE on the largest ladder model, scored against the world.
+
+It trains the configured SAE (TopK, k and width from `InterpConfig`) on the middle residual stream of
+the largest model, evaluates it (FVU, L0, dead/dense, CE loss recovered, KL), scores its features and
+the same layer's MLP neurons against the world's concept labels on held-out text, fills the feature
+store, and returns `summary.json["interp"]`; `section_interp` renders it in the report.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from scalelab.config import to_dict
+
+
+def run_interp(ctx: Any, summary: dict[str, Any]) -> dict[str, Any] | None:
+    """Pipeline entry point (see pipeline.LATER_STAGES)."""
+    from scalelab.pipeline import model_name, stage
+
+    if ctx.cfg.corpus != "world" or not ctx.cfg.ladder:
+        ctx.log("[interp] skipped: needs the world corpus (its concept labels) and a ladder")
+        return None
+    name = model_name(max(ctx.cfg.ladder))
+    model_dir = ctx.path("models", name, "final")
+    world = ctx.path("world")
+    icfg = ctx.cfg.interp
+
+    def build(d: Path) -> dict[str, Any]:
+        from scalelab.interp.concepts import score_sae_and_neurons
+        from scalelab.interp.features import compute_features
+        from scalelab.interp.lm import load_lm
+        from scalelab.interp.run import train_sae_on_model
+        from scalelab.interp.saelens import load_sae
+        from scalelab.interp.text import pack_rows, read_records
+        from scalelab.world import all_concepts
+
+        res = train_sae_on_model(model_dir, world / "train.jsonl", d, icfg, progress=ctx.cfg.train.progress,
+                                 device="cpu")
+        shutil.rmtree(d / "cache", ignore_errors=True)  # reruns skip the stage; the cache is not needed again
+        model, tok = load_lm(model_dir)
+        sae, _ = load_sae(d)
+        concepts = all_concepts()
+        ids, labels = pack_rows(tok, read_records(world / "val.jsonl"), icfg.seq_len, icfg.concept_rows, concepts)
+        truth = score_sae_and_neurons(model, sae, res["site"], ids, labels, concepts)
+        compute_features(d, world / "val.jsonl", model_dir, n_rows=icfg.feature_rows, seq_len=icfg.seq_len)
+        return {**{k: v for k, v in res.items() if k != "history"}, "model_name": name, "sae_dir": str(d),
+                "ground_truth": truth, "fvu_curve": [[h["tokens"], h["fvu"]] for h in res["history"]]}
+
+    cfg = {"interp": to_dict(icfg), "model": name}
+    return stage(ctx, "interp", "sae", ctx.path("interp", name), cfg, [ctx.path("models", name), world], build)
+
+
+def section_interp(summary: dict[str, Any], out: Path) -> str:
+    """Report section (see report.render.SECTIONS)."""
+    from scalelab.report.render import table
+
+    it = summary.get("interp")
+    if not it:
+        return ""
+    ev = it["eval"]
+    gt = it["ground_truth"]
+    f, n = gt["features"], gt["neurons"]
+    lines = [
+        "## Interpretability: a sparse autoencoder", "",
+        f"A {it['arch']} SAE (k = {it['k']}, {it['d_sae']} features = {it['d_sae'] // it['d_in']}× d_model) on "
+        f"`{it['site']}` of {it['model_name']}, trained on {it['train_tokens']:,} activations "
+        f"({it['activations_per_second']:,} activations/s). Metrics on held-out text, positions {ev['positions']}.", "",
+        table(["FVU", "L0", "dead", "dense", "CE clean", "CE with SAE", "CE zero-ablated", "CE recovered", "KL"],
+              [[ev["fvu"], ev["l0"], ev["dead_frac"], ev["dense_frac"], ev["ce_clean"], ev["ce_sae"], ev["ce_zero"],
+                ev["ce_recovered"], ev["kl_sae"]]]), "",
+        "### Features vs. neurons, against the world's ground truth", "",
+        f"Each of {gt['tokens']:,} held-out tokens carries the concept it expresses. A unit is *precise* when ≥ "
+        f"{f['thresholds']['precise_at']:.0%} of the tokens it fires on carry one concept (units firing ≥ "
+        f"{f['thresholds']['min_fires']} times); a concept is *captured* when some unit reaches F1 ≥ "
+        f"{f['thresholds']['captured_f1']}. Neurons (`{n['site']}`) fire above their own quantile at the SAE's "
+        f"mean feature density ({n['firing_density']:.4f}).", "",
+        table(["units", "count", "scored", "precise", "precise fraction", "mean best F1", "concepts captured"],
+              [["SAE features", f["units"], f["units_scored"], f["precise_units"], f["precise_frac"],
+                f["mean_best_f1"], f"{f['captured_concepts']}/{f['concepts_present']}"],
+               ["MLP neurons", n["units"], n["units_scored"], n["precise_units"], n["precise_frac"],
+                n["mean_best_f1"], f"{n['captured_concepts']}/{n['concepts_present']}"]]), "",
+        "Concepts no SAE feature captures: " + (", ".join(f"`{c}`" for c in f["uncaptured_concepts"]) or "none") + ".",
+        "", "Most precise features:", "",
+        table(["feature", "concept", "precision", "recall"],
+              [[t["feature"], t["concept"], t["precision"], t["recall"]] for t in gt["top_features"]]),
+        "", f"Feature store: `{Path(it['sae_dir']).name}/features.sqlite` (`scalelab interp features`).",
+    ]
+    png = _plot(it, out)
+    if png:
+        lines += ["", f"![SAE training]({png})"]
+    return "\n".join(lines)
+
+
+def _plot(it: dict[str, Any], out: Path) -> str | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = it.get("fvu_curve") or []
+    if not curve:
+        return None
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
+    a.plot([c[0] for c in curve], [c[1] for c in curve])
+    a.set(xlabel="training activations", ylabel="FVU (train batch)", yscale="log", title="SAE training")
+    b.hist(it["ground_truth"]["best_precision"]["features"], bins=20)
+    b.set(xlabel="best-concept precision", ylabel="features", title="feature precision")
+    fig.tight_layout()
+    name = "interp_sae.png"
+    fig.savefig(out / name, dpi=100)
+    plt.close(fig)
+    return name
