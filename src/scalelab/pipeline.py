@@ -225,6 +225,7 @@ def run_all(cfg: RunConfig, out: Path, log: Callable[[str], None] = print) -> di
 # stage's heavy dependencies load only when it runs.
 LATER_STAGES: list[tuple[str, str]] = [
     ("scaling", "scalelab.scaling.stage:run_scaling"),
+    ("interp", "scalelab.interp.stage:run_interp"),
 ]
 
 

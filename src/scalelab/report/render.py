@@ -101,7 +101,8 @@ def section_arithmetic(summary: dict[str, Any], out: Path) -> str:
 # In order. Later stages add theirs as "module:function" strings (imported only when a report is written),
 # each a function (summary, out_dir) -> Markdown that returns "" when its key is absent from the summary.
 SECTIONS: list[Section | str] = [section_overview, section_ladder, section_arithmetic,
-                                 "scalelab.scaling.report:section_scaling"]
+                                 "scalelab.scaling.report:section_scaling",
+                                 "scalelab.interp.stage:section_interp"]
 
 
 def _section(entry: Section | str) -> Section:
