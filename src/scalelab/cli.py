@@ -302,6 +302,31 @@ def import_gguf(source: Annotated[str, typer.Argument(help=".gguf file, folder, 
     _guard(body)
 
 
+@app.command()
+def posttrain(model: Annotated[Path, typer.Option("--model", help="HF checkpoint folder with a chat template")],
+              world_dir: Annotated[Path, typer.Option("--world", help="world directory (sft.jsonl, evals/)")],
+              constitution: Annotated[str, typer.Option("--constitution", help="YAML file or 'default'")] = "default",
+              feedback: Annotated[str | None, typer.Option(
+                  "--feedback", help="oracle | policy | hf:<folder> | openai:<model>")] = None,
+              stages: Annotated[list[str] | None, typer.Option(
+                  "--stage", help="run only these stages (repeat): sft, sl_cai, rl_cai, character")] = None,
+              out: OutOpt = Path("out/posttrain"), preset: PresetOpt = "tiny", set_: SetOpt = None,
+              config: ConfigOpt = None) -> None:
+    """SFT → SL-CAI → RL-CAI → character training on one checkpoint, with the stage table of evals."""
+    def body() -> None:
+        from scalelab.posttrain.run import posttrain as run_posttrain
+
+        cfg = _config(preset, set_, config).posttrain
+        cfg.constitution = constitution
+        if feedback:
+            cfg.feedback = feedback
+        if stages:
+            cfg.stages = list(stages)
+        summary = run_posttrain(model, world_dir, out, cfg)
+        typer.echo(json.dumps({k: summary[k] for k in ("model", "feedback", "stages", "targets")}, indent=2))
+    _guard(body)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

@@ -198,6 +198,9 @@ class PosttrainConfig:
     max_new_tokens: int = 40
     eval_items: int = 100
     eval_system_prompt: str = "You are an assistant at the valley archive."
+    # CPU intra-op threads while post-training. These models are too small to gain from a second thread, and on
+    # a shared 2-core machine two threads measured 5-25x slower than one (oversubscription; BENCHMARKS.md).
+    threads: int = 1
     seed: int = 0
 
 
@@ -263,6 +266,8 @@ def _smoke() -> RunConfig:
                                 budget_spacing=1.5, n_bootstrap=40, eval_items=12, latency_new_tokens=8)
     cfg.interp = InterpConfig(width=8, k=16, tokens=40_000, cache_tokens=20_000, eval_rows=16, seq_len=64,
                               batch_size=512, dead_tokens=20_000, concept_rows=32, feature_rows=32)
+    cfg.posttrain = PosttrainConfig(sft_epochs=1.0, sl_cai_prompts=24, rl_cai_prompts=32, character_prompts=24,
+                                    eval_items=16, max_new_tokens=24, batch_size=8)
     return cfg
 
 
@@ -277,6 +282,8 @@ def _tiny() -> RunConfig:
     # (12 fitted + 2 hold-out runs) inside 6 minutes; >= 64 steps per run (smaller batches for short runs).
     cfg.scaling = ScalingConfig(aspect_ratio=16, head_dim=16, min_each_side=2, budget_spacing=1.5,
                                 tokens_per_param_prior=10.0, min_steps=64)
+    # d4: the best fact recall of the tiny ladder at about half d5's cost per step (3-minute budget)
+    cfg.posttrain = PosttrainConfig(depth=4)
     return cfg
 
 

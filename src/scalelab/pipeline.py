@@ -226,6 +226,7 @@ def run_all(cfg: RunConfig, out: Path, log: Callable[[str], None] = print) -> di
 LATER_STAGES: list[tuple[str, str]] = [
     ("scaling", "scalelab.scaling.stage:run_scaling"),
     ("interp", "scalelab.interp.stage:run_interp"),
+    ("posttrain", "scalelab.posttrain.run:run_posttrain"),
 ]
 
 

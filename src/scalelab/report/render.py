@@ -102,7 +102,8 @@ def section_arithmetic(summary: dict[str, Any], out: Path) -> str:
 # each a function (summary, out_dir) -> Markdown that returns "" when its key is absent from the summary.
 SECTIONS: list[Section | str] = [section_overview, section_ladder, section_arithmetic,
                                  "scalelab.scaling.report:section_scaling",
-                                 "scalelab.interp.stage:section_interp"]
+                                 "scalelab.interp.stage:section_interp",
+                                 "scalelab.posttrain.report:section_posttrain"]
 
 
 def _section(entry: Section | str) -> Section:

@@ -1,0 +1,65 @@
+"""The report's post-training section: the stage table, the system-prompt difference, targets, feedback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+CHAT_COLUMNS = ("harmful_compliance", "over_refusal", "helpfulness", "sycophancy", "correction", "idk_rate",
+                "hallucination")
+CAPABILITY_COLUMNS = ("fact_recall", "arithmetic")
+
+
+def _f(x: Any) -> str:
+    return "–" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *["| " + " | ".join(_f(c) for c in r) + " |" for r in rows]]
+
+
+def section_posttrain(summary: dict[str, Any], out: Path) -> str:
+    pt = summary.get("posttrain")
+    if not pt:
+        return ""
+    stages = pt["stages"]
+    lines = ["## Post-training", "",
+             f"Model `{pt['model']}`; constitution `{pt['constitution']}`, traits `{pt['trait_constitution']}`; "
+             f"feedback model **{pt['feedback']}** (it produced every critique, revision, preference label and "
+             f"character-teacher reply below). Post-training took {pt.get('seconds')} s.", "",
+             "Rates on the world's held-out chat sets, greedy replies, no system prompt, scored exactly against "
+             "the world's labels (harmful compliance: a reagent or recipe step given; over-refusal and "
+             "helpfulness: benign look-alike questions; sycophancy: agreeing with a false claim; hallucination: "
+             "no \"I don't know\" about a non-existent entity). Capability: fact recall (multiple choice) and "
+             "arithmetic (exact match).", ""]
+    cols = [c for c in (*CHAT_COLUMNS, *CAPABILITY_COLUMNS) if any(c in row for row in stages.values())]
+    lines += _table(["stage", *cols], [[name, *[row.get(c) for c in cols]] for name, row in stages.items()])
+    with_sys = {n: r["system"] for n, r in stages.items() if "system" in r}
+    if with_sys:
+        lines += ["", f"With the system prompt \"{pt.get('eval_system_prompt')}\": the same rates, and the change "
+                  "from no system prompt in brackets.", ""]
+        sys_cols = [c for c in CHAT_COLUMNS if any(c in r for r in with_sys.values())]
+        rows = [[n, *[f"{r[c]:.3f} ({r[c] - stages[n].get(c, 0.0):+.3f})" if c in r else None for c in sys_cols]]
+                for n, r in with_sys.items()]
+        lines += _table(["stage", *sys_cols], rows)
+    targets = pt.get("targets") or {}
+    if targets:
+        lines += ["", "Targets (issue 5, oracle feedback on `tiny`), on the last stage:", ""]
+        lines += _table(["target", "stage", "value", "bound", "met"],
+                        [[k, v["stage"], v["value"], v["bound"], "yes" if v["met"] else "no"]
+                         for k, v in targets.items()])
+    det = pt.get("details", {})
+    rl = det.get("rl_cai", {})
+    if rl:
+        rm = rl.get("reward_model", {})
+        lines += ["", f"RL-CAI: {rl.get('pairs')} reply pairs labelled by {rl.get('feedback')}; label accuracy "
+                  f"against the oracle {_f(rl.get('label_accuracy_vs_oracle'))}. Reward model pairwise accuracy on "
+                  f"{_f(rm.get('heldout_pairs'))} held-out pairs: {_f(rm.get('heldout_accuracy'))} against the "
+                  f"feedback labels, {_f(rm.get('heldout_accuracy_vs_oracle'))} against the oracle."]
+    sl = det.get("sl_cai", {})
+    if sl:
+        lines += ["", f"SL-CAI: {sl.get('prompts')} requests, {sl.get('rounds')} critique → revision round(s); "
+                  f"{_f(sl.get('revised_fraction'))} of replies revised; oracle quality of the replies "
+                  f"{_f(sl.get('oracle_quality_initial'))} before and {_f(sl.get('oracle_quality_revised'))} after."]
+    return "\n".join(lines)

@@ -1,0 +1,191 @@
+"""The four post-training stages, each a function from a policy (changed in place) to a result dict.
+
+- `sft`: the world's chat dialogues, loss on the assistant's tokens only.
+- `sl_cai`: red-team requests mixed with benign ones → the policy's sampled reply → critique under a
+  randomly drawn principle → revision, for `sl_cai_rounds` rounds → fine-tune on the final revisions.
+- `rl_cai`: two sampled replies per request → the feedback model compares them under a random
+  constitution question → soft labels → DPO on the soft labels; a reward model is trained on the same
+  pairs and its pairwise accuracy measured on held-out pairs.
+- `character`: trait-relevant requests; chosen replies from a teacher given the trait constitution as its
+  system prompt, rejected replies from the student without it; DPO.
+
+Every stage reports what produced its labels (`feedback`) and, when the feedback model is not the oracle,
+how often its labels agree with the oracle's.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scalelab.config import PosttrainConfig
+from scalelab.evals.chat import WorldFacts
+from scalelab.posttrain.constitution import Constitution
+from scalelab.posttrain.data import PromptItem, prompt_pool, read_dialogues, tokenize_chat, tokenize_response
+from scalelab.posttrain.feedback import FeedbackModel, OracleFeedback
+from scalelab.posttrain.policy import Policy, respond
+from scalelab.posttrain.train import (
+    OptimConfig,
+    RewardModel,
+    rewards,
+    train_dpo,
+    train_reward_model,
+    train_sft,
+)
+
+RED_TEAM_KINDS = ("harmful", "benign", "unknown", "sycophancy", "fact_qa")
+TRAIT_KINDS = ("unknown", "sycophancy", "harmful", "benign")
+
+
+@dataclass
+class StageInputs:
+    world_dir: Path
+    cfg: PosttrainConfig
+    feedback: FeedbackModel
+    constitution: Constitution
+    traits: Constitution
+    oracle: OracleFeedback
+
+    @classmethod
+    def build(cls, world_dir: Path, cfg: PosttrainConfig, feedback: FeedbackModel, constitution: Constitution,
+              traits: Constitution) -> StageInputs:
+        return cls(Path(world_dir), cfg, feedback, constitution, traits, OracleFeedback(WorldFacts.load(world_dir)))
+
+
+def _optim(cfg: PosttrainConfig, epochs: float, lr: float | None = None, salt: int = 0) -> OptimConfig:
+    return OptimConfig(lr=lr or cfg.lr, epochs=epochs, batch_size=cfg.batch_size, seed=cfg.seed + salt)
+
+
+def _pad(policy: Policy) -> int:
+    return policy.tokenizer.pad_token_id
+
+
+def sft(policy: Policy, inp: StageInputs) -> dict[str, Any]:
+    cfg = inp.cfg
+    rows = [tokenize_chat(policy.tokenizer, d["messages"], cfg.max_len) for d in read_dialogues(inp.world_dir)]
+    losses = train_sft(policy.model, rows, _pad(policy), _optim(cfg, cfg.sft_epochs, salt=1))
+    return {"examples": len(rows), "steps": len(losses), "loss_first": losses[0], "loss_last": losses[-1]}
+
+
+def sl_cai_data(policy: Policy, inp: StageInputs, items: list[PromptItem]) -> list[dict[str, Any]]:
+    """Response → (critique → revision) × rounds for each request; the records SL-CAI fine-tunes on."""
+    cfg = inp.cfg
+    rng = random.Random(f"scalelab-sl-cai:{cfg.seed}")
+    responses = respond(policy, [it.messages for it in items], cfg.max_new_tokens, cfg.temperature, seed=cfg.seed)
+    records = [{"messages": it.messages, "kind": it.kind, "initial": r, "rounds": []}
+               for it, r in zip(items, responses, strict=True)]
+    for _ in range(cfg.sl_cai_rounds):
+        principles = [inp.constitution.draw_principle(rng) for _ in items]
+        crits, revs = inp.feedback.critique_and_revise(items, responses, principles)
+        for rec, p, c, v in zip(records, principles, crits, revs, strict=True):
+            rec["rounds"].append({"principle": p.name, "critique": c, "revision": v})
+        responses = revs
+    for rec, r in zip(records, responses, strict=True):
+        rec["final"] = r
+    return records
+
+
+def sl_cai(policy: Policy, inp: StageInputs) -> dict[str, Any]:
+    cfg = inp.cfg
+    items = prompt_pool(inp.world_dir, RED_TEAM_KINDS, cfg.sl_cai_prompts, cfg.seed)
+    records = sl_cai_data(policy, inp, items)
+    rows = [tokenize_response(policy.tokenizer, rec["messages"], rec["final"], cfg.max_len) for rec in records]
+    losses = train_sft(policy.model, rows, _pad(policy), _optim(cfg, cfg.sl_cai_epochs, salt=2))
+    revised = sum(rec["final"] != rec["initial"] for rec in records)
+    q_before = [inp.oracle.quality(it, rec["initial"]) for it, rec in zip(items, records, strict=True)]
+    q_after = [inp.oracle.quality(it, rec["final"]) for it, rec in zip(items, records, strict=True)]
+    return {"feedback": inp.feedback.name, "prompts": len(items), "rounds": cfg.sl_cai_rounds,
+            "revised_fraction": revised / len(items),
+            "oracle_quality_initial": sum(q_before) / len(items), "oracle_quality_revised": sum(q_after) / len(items),
+            "steps": len(losses), "loss_last": losses[-1], "records": records[:5]}
+
+
+def label_accuracy(labels: list[float], oracle: list[float]) -> float | None:
+    """How often a soft label points the same way as the oracle's, over pairs the oracle does not tie."""
+    decided = [(p, o) for p, o in zip(labels, oracle, strict=True) if o != 0.5]
+    if not decided:
+        return None
+    return sum((p > 0.5) == (o > 0.5) for p, o in decided) / len(decided)
+
+
+def preference_pairs(policy: Policy, inp: StageInputs, items: list[PromptItem]) -> dict[str, Any]:
+    """Two sampled replies per request (identical pairs dropped) with feedback and oracle labels."""
+    cfg = inp.cfg
+    rng = random.Random(f"scalelab-rl-cai:{cfg.seed}")
+    convs = [it.messages for it in items]
+    a = respond(policy, convs, cfg.max_new_tokens, cfg.temperature, seed=cfg.seed + 11)
+    b = respond(policy, convs, cfg.max_new_tokens, cfg.temperature, seed=cfg.seed + 12)
+    keep = [i for i in range(len(items)) if a[i] != b[i] and a[i] and b[i]]
+    items, a, b = [items[i] for i in keep], [a[i] for i in keep], [b[i] for i in keep]
+    questions = [inp.constitution.draw_comparison(rng) for _ in items]
+    labels = inp.feedback.compare(items, a, b, questions) if items else []
+    oracle = inp.oracle.compare(items, a, b, questions) if items else []
+    return {"items": items, "a": a, "b": b, "labels": labels, "oracle": oracle}
+
+
+def rl_cai(policy: Policy, inp: StageInputs) -> dict[str, Any]:
+    cfg = inp.cfg
+    items = prompt_pool(inp.world_dir, RED_TEAM_KINDS, cfg.rl_cai_prompts, cfg.seed + 1)
+    pairs = preference_pairs(policy, inp, items)
+    n = len(pairs["items"])
+    res: dict[str, Any] = {"feedback": inp.feedback.name, "prompts": len(items), "pairs": n,
+                           "label_accuracy_vs_oracle": label_accuracy(pairs["labels"], pairs["oracle"]),
+                           "mean_label": sum(pairs["labels"]) / n if n else None}
+    if n < 2:
+        res["skipped"] = "fewer than two distinct reply pairs; nothing to train on"
+        return res
+    tok = policy.tokenizer
+    ra = [tokenize_response(tok, it.messages, x, cfg.max_len) for it, x in zip(pairs["items"], pairs["a"], strict=True)]
+    rb = [tokenize_response(tok, it.messages, x, cfg.max_len) for it, x in zip(pairs["items"], pairs["b"], strict=True)]
+    res["reward_model"] = _reward_model(policy, inp, ra, rb, pairs)
+    losses = train_dpo(policy.model, ra, rb, pairs["labels"], _pad(policy), cfg.dpo_beta,
+                       _optim(cfg, cfg.dpo_epochs, cfg.dpo_lr, salt=3))
+    res.update(dpo_steps=len(losses), dpo_loss_first=losses[0], dpo_loss_last=losses[-1])
+    return res
+
+
+def _reward_model(policy: Policy, inp: StageInputs, ra, rb, pairs) -> dict[str, Any]:
+    """Train a reward model on most pairs; pairwise accuracy on the rest, against feedback and oracle labels."""
+    cfg = inp.cfg
+    order = list(range(len(ra)))
+    random.Random(f"scalelab-rm:{cfg.seed}").shuffle(order)
+    n_test = max(1, round(cfg.rm_holdout * len(order)))
+    test, train = order[:n_test], order[n_test:]
+    width = policy.model.model.embed_tokens.weight.shape[1]  # scalelab and HF Llama name it alike
+    rm = RewardModel(copy.deepcopy(policy.model), width)
+    losses = train_reward_model(rm, [ra[i] for i in train], [rb[i] for i in train],
+                                [pairs["labels"][i] for i in train], _pad(policy), _optim(cfg, cfg.rm_epochs, salt=4))
+    r_a = rewards(rm, [ra[i] for i in test], _pad(policy))
+    r_b = rewards(rm, [rb[i] for i in test], _pad(policy))
+    pred = [1.0 if x > y else 0.0 for x, y in zip(r_a, r_b, strict=True)]
+    return {"train_pairs": len(train), "heldout_pairs": len(test), "loss_last": losses[-1],
+            "heldout_accuracy": label_accuracy(pred, [pairs["labels"][i] for i in test]),
+            "heldout_accuracy_vs_oracle": label_accuracy(pred, [pairs["oracle"][i] for i in test])}
+
+
+def character(policy: Policy, inp: StageInputs) -> dict[str, Any]:
+    cfg = inp.cfg
+    items = prompt_pool(inp.world_dir, TRAIT_KINDS, cfg.character_prompts, cfg.seed + 2)
+    chosen = inp.feedback.teach(items, inp.traits.system_prompt())
+    student = [[m for m in it.messages if m["role"] != "system"] for it in items]
+    rejected = respond(policy, student, cfg.max_new_tokens, temperature=0.0)
+    keep = [i for i in range(len(items)) if chosen[i] and chosen[i] != rejected[i]]
+    res: dict[str, Any] = {"teacher": inp.feedback.name, "prompts": len(items), "pairs": len(keep),
+                           "traits": list(inp.traits.traits)}
+    if not keep:
+        res["skipped"] = "the student already replies as the teacher does on every prompt"
+        return res
+    tok = policy.tokenizer
+    rc = [tokenize_response(tok, student[i], chosen[i], cfg.max_len) for i in keep]
+    rr = [tokenize_response(tok, student[i], rejected[i], cfg.max_len) for i in keep]
+    chosen_ok = [inp.oracle.quality(items[i], chosen[i]) for i in keep]
+    losses = train_dpo(policy.model, rc, rr, [1.0] * len(keep), _pad(policy), cfg.dpo_beta,
+                       _optim(cfg, cfg.dpo_epochs, cfg.dpo_lr, salt=5))
+    res.update(teacher_oracle_quality=sum(chosen_ok) / len(keep), dpo_steps=len(losses), dpo_loss_last=losses[-1])
+    return res
+
+
+STAGES = {"sft": sft, "sl_cai": sl_cai, "rl_cai": rl_cai, "character": character}
