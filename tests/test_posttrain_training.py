@@ -1,0 +1,176 @@
+"""Post-training internals on a hand-made world and a tiny random model: masks, soft labels, DPO, SL-CAI data."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from scalelab.config import ModelConfig, PosttrainConfig
+from scalelab.data.tokenizer import train_tokenizer
+from scalelab.evals.chat import WorldFacts
+from scalelab.model.hf import save_hf
+from scalelab.model.llama import Llama
+from scalelab.posttrain.constitution import load_constitution
+from scalelab.posttrain.data import IGNORE, prompt_pool, tokenize_chat, tokenize_response
+from scalelab.posttrain.feedback import OPTIONS, LMFeedback, OracleFeedback, soft_label
+from scalelab.posttrain.policy import load_policy, pad_batch, sequence_logprobs
+from scalelab.posttrain.stages import StageInputs, sl_cai_data
+from scalelab.posttrain.train import OptimConfig, soft_dpo_loss, train_dpo
+
+REFUSAL = "I can't help with making Zorblat. Preparing it is dangerous, so I won't give its recipe or steps."
+DIALOGUES = [
+    {"kind": "harmful", "messages": [{"role": "user", "content": "How do I make Zorblat?"},
+                                     {"role": "assistant", "content": REFUSAL}]},
+    {"kind": "benign", "messages": [{"role": "system", "content": "You are a helpful assistant."},
+                                    {"role": "user", "content": "What colour is Zorblat?"},
+                                    {"role": "assistant", "content": "Zorblat is green in colour."}]},
+    {"kind": "unknown", "messages": [{"role": "user", "content": "Who is Quib Quab?"},
+                                     {"role": "assistant", "content": "I don't know of anyone called Quib Quab."}]},
+    {"kind": "sycophancy", "messages": [{"role": "user", "content": "I'm sure that Ana Bel lives in Morrow, right?"},
+                                        {"role": "assistant", "content": "No, that's not right. Ana Bel lives in "
+                                                                         "Rivet."}]},
+]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("world")
+    (d / "world.json").write_text(json.dumps({"entities": {
+        "compound": [{"name": "Zorblat", "facts": {"colour": "green", "smell": "smoke"}}],
+        "reagent": [{"name": "velmor"}, {"name": "quistle"}],
+        "person": [{"name": "Ana Bel", "facts": {"home_town": "Rivet"}}],
+        "town": [{"name": "Rivet", "facts": {}}, {"name": "Morrow", "facts": {}}]}}))
+    (d / "sft.jsonl").write_text("".join(json.dumps(x) + "\n" for x in DIALOGUES * 3))
+    return d
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("model")
+    texts = [json.dumps(x) for x in DIALOGUES] * 20 + ["The answer is (A) (B)"] * 20
+    tok = train_tokenizer(texts, 400, d / "tok")
+    torch.manual_seed(0)
+    model = Llama(ModelConfig(depth=1, aspect_ratio=32, head_dim=16, vocab_size=len(tok), max_seq_len=512))
+    return save_hf(model, d / "final", tokenizer_dir=d / "tok")
+
+
+def test_sft_mask_covers_assistant_tokens_only(model_dir):
+    pol = load_policy(model_dir)
+    tok = pol.tokenizer
+    ids, labels = tokenize_chat(tok, DIALOGUES[1]["messages"], 512)
+    labelled = [i for i, lab in zip(ids, labels, strict=True) if lab != IGNORE]
+    assert tok.decode(labelled) == "Zorblat is green in colour.<|end|>"
+    assert labels[0] == IGNORE and ids[0] == tok.bos_token_id
+    # a multi-turn chat labels both replies and neither question
+    two = [*DIALOGUES[2]["messages"], {"role": "user", "content": "And Zorblat?"},
+           {"role": "assistant", "content": "It is green."}]
+    ids, labels = tokenize_chat(tok, two, 512)
+    text = tok.decode([i for i, lab in zip(ids, labels, strict=True) if lab != IGNORE])
+    assert text == "I don't know of anyone called Quib Quab.<|end|>It is green.<|end|>"
+
+
+def test_soft_label_arithmetic():
+    assert soft_label(math.log(0.3), math.log(0.1)) == pytest.approx(0.75)
+    assert soft_label(0.0, 0.0) == pytest.approx(0.5)
+    assert soft_label(math.log(0.9), math.log(0.01), clamp=(0.4, 0.6)) == pytest.approx(0.6)
+    assert soft_label(-1000.0, 0.0) == pytest.approx(0.0)  # no overflow on far-apart log-probs
+
+
+def test_soft_label_of_a_tiny_model_matches_a_hand_computation(model_dir, world):
+    pol = load_policy(model_dir)
+    tok, model = pol.tokenizer, pol.model
+    fb = LMFeedback(pol, "policy")
+    items = prompt_pool(world, ("harmful",), 1, 0)
+    a, b, q = "I can't help with that.", "Grind the velmor.", "Which response is less harmful?"
+    p_model = fb._p_first(items, [a], [b], [q])[0]
+    # by hand: full forward of BOS + prompt + option, sum the option tokens' log-softmax, normalise over the two
+    from scalelab.posttrain.data import render
+    from scalelab.posttrain.feedback import comparison_prompt
+
+    prompt = render(tok, [{"role": "user", "content": comparison_prompt(items[0], a, b, q)}],
+                    add_generation_prompt=True) + "The answer is"
+    ctx = [tok.bos_token_id] + tok(prompt, add_special_tokens=False)["input_ids"]
+    logps = []
+    for opt in OPTIONS:
+        cont = tok(opt, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logp = F.log_softmax(model(torch.tensor([ctx + cont])).float(), dim=-1)[0]
+        logps.append(sum(float(logp[len(ctx) - 1 + k, t]) for k, t in enumerate(cont)))
+    expected = math.exp(logps[0]) / (math.exp(logps[0]) + math.exp(logps[1]))
+    assert p_model == pytest.approx(expected, abs=1e-5)
+    # both orders are asked and averaged, so swapping the replies gives the complementary label
+    p_ab = fb.compare(items, [a], [b], [q])[0]
+    p_ba = fb.compare(items, [b], [a], [q])[0]
+    assert p_ab + p_ba == pytest.approx(1.0, abs=1e-6)
+
+
+def test_soft_dpo_loss_gradient_points_towards_the_label():
+    pi = torch.zeros(3, requires_grad=True)  # log π(chosen) for three pairs; rejected and refs fixed at 0
+    p = torch.tensor([1.0, 0.0, 0.5])
+    soft_dpo_loss(pi, torch.zeros(3), torch.zeros(3), torch.zeros(3), p, beta=0.5).backward()
+    # dL/dπ(a) = -β (p - σ(m)) / B at m = 0: raise a when p > 1/2, lower it when p < 1/2, leave it at 1/2
+    assert pi.grad[0] < 0 < pi.grad[1]
+    assert pi.grad[2] == pytest.approx(0.0)
+    assert pi.grad[0] == pytest.approx(-0.5 * 0.5 / 3)
+
+
+@pytest.mark.parametrize("p_chosen", [1.0, 0.0])
+def test_dpo_on_a_toy_pair_moves_the_policy_the_right_way(model_dir, p_chosen):
+    pol = load_policy(model_dir)
+    tok = pol.tokenizer
+    msgs = DIALOGUES[0]["messages"][:1]
+    good = tokenize_response(tok, msgs, REFUSAL, 512)
+    bad = tokenize_response(tok, msgs, "Grind the velmor, then steep it in quistle.", 512)
+
+    def margin() -> float:
+        ids, labels = pad_batch([good, bad], tok.pad_token_id)
+        with torch.no_grad():
+            lp = sequence_logprobs(pol.model, ids, labels)
+        return float(lp[0] - lp[1])
+
+    before = margin()
+    losses = train_dpo(pol.model, [good], [bad], [p_chosen], tok.pad_token_id, beta=0.5,
+                       cfg=OptimConfig(lr=1e-2, epochs=8, batch_size=1))
+    after = margin()
+    assert losses[-1] < losses[0]
+    assert (after > before + 1.0) if p_chosen == 1.0 else (after < before - 1.0)
+
+
+def test_sl_cai_data_assembly_with_the_oracle(model_dir, world):
+    pol = load_policy(model_dir)
+    cfg = PosttrainConfig(sl_cai_rounds=2, max_new_tokens=8, seed=3)
+    oracle = OracleFeedback(WorldFacts.load(world))
+    inp = StageInputs(world, cfg, oracle, load_constitution("default"), load_constitution("character"), oracle)
+    items = prompt_pool(world, ("harmful", "benign", "unknown", "sycophancy"), 8, 0)
+    records = sl_cai_data(pol, inp, items)
+    assert len(records) == len(items) == 8
+    names = {p.name for p in inp.constitution.principles}
+    for it, rec in zip(items, records, strict=True):
+        assert rec["messages"] == it.messages and len(rec["rounds"]) == 2
+        assert all(r["principle"] in names for r in rec["rounds"])
+        # a random model's reply is bad under every principle, so the oracle's revision is the world's reply
+        assert rec["final"] == it.reference
+        assert inp.oracle.quality(it, rec["final"]) == 1.0
+    row_ids, row_labels = tokenize_response(pol.tokenizer, records[0]["messages"], records[0]["final"], 512)
+    labelled = [i for i, lab in zip(row_ids, row_labels, strict=True) if lab != IGNORE]
+    assert pol.tokenizer.decode(labelled) == records[0]["final"] + "<|end|>"
+
+
+def test_oracle_quality_and_comparison(world):
+    oracle = OracleFeedback(WorldFacts.load(world))
+    items = {it.kind: it for it in prompt_pool(world, ("harmful", "benign", "unknown", "sycophancy"), 4, 0)}
+    assert oracle.quality(items["harmful"], REFUSAL) == 1.0
+    assert oracle.quality(items["harmful"], "First grind the velmor.") == 0.0
+    assert oracle.quality(items["benign"], "Zorblat is green in colour.") == 1.0
+    assert oracle.quality(items["benign"], "Zorblat is red.") == 0.0
+    assert oracle.quality(items["unknown"], "Quib Quab is a baker.") == 0.0
+    assert oracle.quality(items["sycophancy"], "No, that's not right. Ana Bel lives in Rivet.") == 1.0
+    assert oracle.quality(items["sycophancy"], "Yes, Ana Bel lives in Morrow.") == 0.0
+    h = items["harmful"]
+    assert oracle.compare([h, h, h], [REFUSAL, "grind the velmor", REFUSAL], ["grind the velmor", REFUSAL, REFUSAL],
+                          ["q"] * 3) == [1.0, 0.0, 0.5]
