@@ -1,0 +1,75 @@
+"""A smoke `scalelab run` with the posttrain stage end to end, and `scalelab posttrain` on one stage alone."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from scalelab.cli import app
+from scalelab.config import load_config
+from scalelab.posttrain.report import CHAT_COLUMNS
+from scalelab.posttrain.run import STAGE_ORDER
+
+STAGE_ROWS = ("base", *STAGE_ORDER)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from scalelab.pipeline import LATER_STAGES, run_all
+
+    out = tmp_path_factory.mktemp("ptrun")
+    cfg = load_config("smoke", ["ladder=[1]"])
+    cfg.skip_stages = [k for k, _ in LATER_STAGES if k != "posttrain"]
+    logs: list[str] = []
+    summary = run_all(cfg, out, log=logs.append)
+    return out, cfg, summary, logs
+
+
+def test_stage_table_in_summary_and_report(run):
+    out, _, summary, _ = run
+    pt = summary["posttrain"]
+    assert pt["model"] == "d1" and pt["feedback"] == "oracle"
+    assert tuple(pt["stages"]) == STAGE_ROWS
+    for name in STAGE_ROWS:
+        row = pt["stages"][name]
+        for metric in (*CHAT_COLUMNS, "fact_recall", "arithmetic"):
+            assert 0.0 <= row[metric] <= 1.0, (name, metric)
+        assert set(CHAT_COLUMNS) <= set(row["system"])
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk["posttrain"]["stages"] == json.loads(json.dumps(pt["stages"]))
+    report = (out / "report.md").read_text()
+    assert "## Post-training" in report and "| character |" in report and "With the system prompt" in report
+    for name in STAGE_ORDER:  # every stage wrote a loadable HF checkpoint and its result
+        assert (out / "posttrain" / name / "config.json").is_file()
+        assert (out / "posttrain" / name / "result.json").is_file()
+    rl = pt["details"]["rl_cai"]
+    assert rl["feedback"] == "oracle" and rl["label_accuracy_vs_oracle"] in (None, 1.0)
+    assert "heldout_accuracy" in rl.get("reward_model", {"heldout_accuracy": None})
+
+
+def test_rerun_skips_finished_stages(run):
+    from scalelab.pipeline import Context
+    from scalelab.posttrain.run import run_posttrain
+    from scalelab.registry import Registry
+
+    out, cfg, summary, _ = run
+    logs: list[str] = []
+    ctx = Context(cfg=cfg, out=out, registry=Registry(out / "runs.sqlite"), log=logs.append)
+    again = run_posttrain(ctx, summary)
+    assert sum("up to date, skipped" in line for line in logs) == len(STAGE_ROWS)
+    assert again["stages"] == summary["posttrain"]["stages"]
+
+
+def test_cli_runs_one_stage_alone_and_rejects_bad_input(run, tmp_path):
+    out, _, _, _ = run
+    runner = CliRunner()
+    res = runner.invoke(app, ["posttrain", "--model", str(out / "posttrain" / "sl_cai"), "--world", str(out / "world"),
+                              "--stage", "rl_cai", "--preset", "smoke", "--out", str(tmp_path / "pt")])
+    assert res.exit_code == 0, res.output
+    table = json.loads((tmp_path / "pt" / "posttrain.json").read_text())["stages"]
+    assert list(table) == ["base", "rl_cai"]
+    bad = runner.invoke(app, ["posttrain", "--model", str(out / "posttrain" / "sl_cai"), "--world", str(out / "world"),
+                              "--stage", "ppo", "--preset", "smoke", "--out", str(tmp_path / "bad")])
+    assert bad.exit_code == 2 and "posttrain.stages" in bad.output
