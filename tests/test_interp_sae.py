@@ -1,0 +1,111 @@
+"""SAE architectures recover a planted sparse dictionary; the registry and bad inputs; SAELens layout."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from scalelab.interp.sae import ARCHITECTURES, SAEConfig, make_sae
+from scalelab.interp.saelens import CFG, WEIGHTS, load_sae, save_sae, site_of
+from scalelab.interp.train import TrainSAEConfig, train_sae
+
+D_IN, N_DIRS, ACTIVE = 32, 48, 3
+ARCH_KW = {"topk": {"k": 3}, "batchtopk": {"k": 3}, "relu": {"l1_coeff": 0.3},
+           "jumprelu": {"l0_coeff": 0.05, "jump_init_threshold": 0.3}}
+
+
+def planted(n: int = 40_000, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Activations that are sparse non-negative combinations of known unit directions, plus an offset."""
+    g = torch.Generator().manual_seed(seed)
+    dirs = F.normalize(torch.randn(N_DIRS, D_IN, generator=g), dim=-1)
+    idx = torch.rand(n, N_DIRS, generator=g).argsort(-1)[:, :ACTIVE]
+    coef = torch.zeros(n, N_DIRS).scatter_(1, idx, torch.rand(n, ACTIVE, generator=g) + 0.5)
+    return coef @ dirs + 0.3, dirs
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_each_architecture_recovers_a_planted_dictionary(arch: str) -> None:
+    x, dirs = planted()
+    cfg = SAEConfig(arch=arch, d_in=D_IN, d_sae=2 * N_DIRS, dead_tokens=20_000, **ARCH_KW[arch])
+    res = train_sae(x, cfg, TrainSAEConfig(tokens=100_000, batch_size=512, lr=5e-3, progress=False))
+    learned = F.normalize(res.sae.W_dec.detach(), dim=-1)
+    best_cos = (dirs @ learned.T).max(1).values
+    assert (best_cos >= 0.9).float().mean() >= 0.9, f"{arch}: {best_cos.sort().values[:10]}"
+    assert res.history[-1]["fvu"] < 0.15
+    # The decoder stays unit-norm throughout.
+    assert torch.allclose(res.sae.W_dec.norm(dim=-1), torch.ones(cfg.d_sae), atol=1e-4)
+
+
+def test_unknown_architecture_lists_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match="topk"):
+        make_sae(SAEConfig(arch="gated", d_in=4, d_sae=8))
+
+
+def test_training_refuses_nan_and_mismatched_width() -> None:
+    x, _ = planted(2048)
+    bad = x.clone()
+    bad[5, 3] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        train_sae(bad, SAEConfig(arch="topk", d_in=D_IN, d_sae=64), TrainSAEConfig(tokens=512, progress=False))
+    with pytest.raises(ValueError, match="d_in=16"):
+        train_sae(x, SAEConfig(arch="topk", d_in=16, d_sae=64), TrainSAEConfig(tokens=512, progress=False))
+
+
+def _trained(arch: str):
+    x, _ = planted(8192, seed=1)
+    cfg = SAEConfig(arch=arch, d_in=D_IN, d_sae=64, dead_tokens=2048, **ARCH_KW[arch])
+    return train_sae(x * 3.0, cfg, TrainSAEConfig(tokens=8192, batch_size=256, progress=False)).sae, x * 3.0
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_saelens_layout_round_trip(tmp_path, arch: str) -> None:
+    sae, x = _trained(arch)
+    assert float(sae.norm_scale) != 1.0  # the scale is folded into the saved weights
+    save_sae(sae, tmp_path, metadata={"model_name": "m", "site": "resid_post.2"}, training_metrics={"fvu": 0.1})
+    cfg = json.loads((tmp_path / CFG).read_text())
+    assert cfg["metadata"]["hook_name"] == "blocks.2.hook_resid_post"
+    assert cfg["normalize_activations"] == "none" and cfg["d_in"] == D_IN and cfg["d_sae"] == 64
+    assert cfg["architecture"] == {"relu": "standard", "topk": "topk"}.get(arch, "jumprelu")
+    if arch == "topk":
+        assert cfg["k"] == sae.cfg.k
+    loaded, _ = load_sae(tmp_path)
+    assert site_of(cfg) == "resid_post.2"
+    with torch.no_grad():
+        assert torch.allclose(loaded.encode(x[:256]), sae.encode(x[:256]), atol=1e-4)
+        assert torch.allclose(loaded(x[:256]), sae(x[:256]), atol=1e-4)
+
+
+@pytest.mark.parametrize("arch", ["relu", "topk", "jumprelu"])
+def test_our_sae_loads_in_saelens_and_computes_the_same(tmp_path, arch: str) -> None:
+    sae_lens = pytest.importorskip("sae_lens")
+    sae, x = _trained(arch)
+    save_sae(sae, tmp_path, metadata={"model_name": "m", "site": "resid_post.0"})
+    theirs = sae_lens.SAE.load_from_disk(str(tmp_path), device="cpu")
+    with torch.no_grad():
+        assert torch.allclose(theirs.encode(x[:256]), sae.encode(x[:256]), atol=1e-4)
+        assert torch.allclose(theirs.decode(theirs.encode(x[:256])), sae(x[:256]), atol=1e-4)
+    # ... and a folder SAELens writes loads into scalelab.
+    out = tmp_path / "resaved"
+    theirs.save_model(str(out))
+    back, _ = load_sae(out)
+    with torch.no_grad():
+        assert torch.allclose(back(x[:256]), sae(x[:256]), atol=1e-4)
+
+
+def test_load_refuses_wrong_shapes_and_unknown_architectures(tmp_path) -> None:
+    sae, _ = _trained("topk")
+    save_sae(sae, tmp_path)
+    cfg = json.loads((tmp_path / CFG).read_text())
+    (tmp_path / CFG).write_text(json.dumps({**cfg, "d_in": D_IN + 1}))
+    with pytest.raises(ValueError, match="W_enc has shape"):
+        load_sae(tmp_path)
+    (tmp_path / CFG).write_text(json.dumps({**cfg, "architecture": "gated"}))
+    with pytest.raises(ValueError, match="not supported"):
+        load_sae(tmp_path)
+    (tmp_path / WEIGHTS).unlink()
+    (tmp_path / CFG).unlink()
+    with pytest.raises(FileNotFoundError, match=r"cfg\.json"):
+        load_sae(tmp_path)
