@@ -305,7 +305,8 @@ def import_gguf(source: Annotated[str, typer.Argument(help=".gguf file, folder, 
 @app.command()
 def posttrain(model: Annotated[Path, typer.Option("--model", help="HF checkpoint folder with a chat template")],
               world_dir: Annotated[Path, typer.Option("--world", help="world directory (sft.jsonl, evals/)")],
-              constitution: Annotated[str, typer.Option("--constitution", help="YAML file or 'default'")] = "default",
+              constitution: Annotated[str | None, typer.Option(
+                  "--constitution", help="YAML file or 'default' (posttrain.constitution)")] = None,
               feedback: Annotated[str | None, typer.Option(
                   "--feedback", help="oracle | policy | hf:<folder> | openai:<model>")] = None,
               stages: Annotated[list[str] | None, typer.Option(
@@ -317,7 +318,8 @@ def posttrain(model: Annotated[Path, typer.Option("--model", help="HF checkpoint
         from scalelab.posttrain.run import posttrain as run_posttrain
 
         cfg = _config(preset, set_, config).posttrain
-        cfg.constitution = constitution
+        if constitution:
+            cfg.constitution = constitution
         if feedback:
             cfg.feedback = feedback
         if stages:
