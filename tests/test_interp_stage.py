@@ -1,0 +1,149 @@
+"""The interp stage on a miniature run directory (small world, tokenizer, an untrained ladder model): its
+summary section and report, the feature store round trip, concept labels and concept scoring."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+import torch
+
+from scalelab.config import ModelConfig, WorldConfig, preset
+from scalelab.interp.concepts import neuron_firing, score_against_concepts
+from scalelab.interp.features import compute_features, feature_html, feature_markdown, read_feature
+from scalelab.interp.text import token_concepts
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """world/, tokenizer/ and models/d2/final as `scalelab run` lays them out (the model is untrained)."""
+    from scalelab.data.tokenizer import train_tokenizer
+    from scalelab.model.hf import save_hf
+    from scalelab.model.llama import Llama
+    from scalelab.world import build_world, iter_documents
+
+    out = tmp_path_factory.mktemp("interp_run")
+    build_world(WorldConfig(n_people=30, n_towns=6, n_creatures=6, n_tools=6, n_compounds=3, n_reagents=6,
+                            n_docs=500, eval_items_per_set=10, n_sft_dialogues=10), out / "world")
+    train_tokenizer((d["text"] for d in iter_documents(out / "world" / "train.jsonl")), 300, out / "tokenizer")
+    torch.manual_seed(0)
+    model = Llama(ModelConfig(depth=2, aspect_ratio=16, head_dim=16, vocab_size=300, max_seq_len=64))
+    save_hf(model, out / "models" / "d2" / "final", out / "tokenizer")
+    return out
+
+
+@pytest.fixture(scope="module")
+def interp_section(run_dir: Path) -> dict:
+    from scalelab.interp.stage import run_interp
+    from scalelab.pipeline import Context
+    from scalelab.registry import Registry
+
+    cfg = preset("smoke")
+    cfg.ladder = [1, 2]
+    cfg.train.progress = False
+    cfg.interp.tokens, cfg.interp.cache_tokens, cfg.interp.width = 8192, 4096, 4
+    ctx = Context(cfg=cfg, out=run_dir, registry=Registry(run_dir / "runs.sqlite"), log=lambda s: None)
+    return run_interp(ctx, {})
+
+
+def test_stage_writes_a_saelens_folder_metrics_and_ground_truth(run_dir, interp_section) -> None:
+    it = interp_section
+    sae_dir = Path(it["sae_dir"])
+    assert sae_dir == run_dir / "interp" / "d2"
+    assert {"cfg.json", "sae_weights.safetensors", "training_metrics.json", "features.sqlite"} <= {
+        p.name for p in sae_dir.iterdir()}
+    assert not (sae_dir / "cache").exists()
+    assert it["site"] == "resid_post.1" and it["d_sae"] == 4 * 32
+    ev = it["eval"]
+    for key in ("fvu", "l0", "dead_frac", "dense_frac", "ce_recovered", "kl_sae"):
+        assert isinstance(ev[key], float)
+    assert 0 < ev["l0"] <= 16 and "1" in ev["positions"]
+    gt = it["ground_truth"]
+    assert gt["features"]["units"] == 128 and gt["neurons"]["site"] == "mlp_hidden.1"
+    assert gt["features"]["concepts_present"] > 5
+    json.dumps(it)  # JSON-able for summary.json
+
+
+def test_report_section_renders(tmp_path, interp_section) -> None:
+    from scalelab.interp.stage import section_interp
+
+    md = section_interp({"interp": interp_section}, tmp_path)
+    assert "CE recovered" in md and "MLP neurons" in md and "![SAE training](interp_sae.png)" in md
+    assert (tmp_path / "interp_sae.png").is_file()
+    assert section_interp({}, tmp_path) == ""
+
+
+def test_feature_store_round_trip(run_dir, interp_section, tmp_path) -> None:
+    sae_dir = Path(interp_section["sae_dir"])
+    db = compute_features(sae_dir, run_dir / "world" / "val.jsonl", db_path=tmp_path / "f.sqlite", n_rows=12,
+                          seq_len=32, top_k=3, n_quantiles=2)
+    con = sqlite3.connect(db)
+    n_feat = con.execute("SELECT COUNT(*) FROM features").fetchone()[0]
+    densest = con.execute("SELECT id, density FROM features ORDER BY density DESC LIMIT 1").fetchone()
+    con.close()
+    assert n_feat == 128
+    feat = read_feature(db, densest[0])
+    assert feat["density"] == pytest.approx(densest[1]) and feat["density"] > 0
+    assert sum(feat["hist"]) == round(feat["density"] * feat["info"]["n_tokens"])
+    tops = [e for e in feat["examples"] if e["kind"] == "top"]
+    assert len(tops) == 3 and tops[0]["max_act"] >= tops[1]["max_act"] >= tops[2]["max_act"]
+    assert max(tops[0]["acts"]) == pytest.approx(tops[0]["max_act"], rel=1e-3)
+    assert len(feat["promoted"]) == 10 and feat["promoted"][0][1] >= feat["promoted"][-1][1]
+    assert f"Feature {densest[0]}" in feature_markdown(feat) and "<span" in feature_html(feat)
+    with pytest.raises(ValueError, match="valid ids are 0..127"):
+        read_feature(db, 999)
+
+
+def test_token_concepts_follow_character_spans() -> None:
+    spans = [[0, 4, "person"], [4, 11, "template"], [11, 15, "number"]]
+    offsets = [(0, 0), (0, 2), (2, 5), (5, 11), (11, 13), (13, 15), (15, 16)]
+    assert token_concepts(offsets, spans, {"person": 0, "template": 1, "number": 2}) == [-1, 0, 0, 1, 2, 2, -1]
+
+
+def test_concept_scoring_tells_a_monosemantic_unit_from_a_polysemantic_one() -> None:
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2] * 10)
+    mono = labels == 1  # fires exactly on concept 1
+    poly = (labels == 0) | (labels == 2)  # fires on two concepts
+    summary, scores = score_against_concepts(torch.stack([mono, poly], 1), labels, ["a", "b", "c", "d"])
+    assert scores["precision"][0] == 1.0 and scores["recall"][0] == 1.0 and int(scores["concept"][0]) == 1
+    assert scores["precision"][1] == pytest.approx(0.5)
+    assert summary["precise_units"] == 1 and summary["uncaptured_concepts"] == []  # "d" never occurs
+    assert summary["concepts_present"] == 3
+    acts = torch.randn(1000, 5)
+    assert neuron_firing(acts, 0.1).float().mean(0).sub(0.1).abs().max() < 0.01
+
+
+def test_cli_interp_features_and_bad_inputs(run_dir, interp_section, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from scalelab.cli import app
+
+    runner = CliRunner()
+    sae_dir = interp_section["sae_dir"]
+    res = runner.invoke(app, ["interp", "features", sae_dir, "--feature", "0", "--html", str(tmp_path / "f.html")])
+    assert res.exit_code == 0, res.output
+    assert "### Feature 0" in res.output and (tmp_path / "f.html").is_file()
+    model = str(run_dir / "models" / "d2" / "final")
+    res = runner.invoke(app, ["interp", "sae", "--model", model, "--text", str(run_dir / "world"),
+                              "--site", "resid_middle.1", "--out", str(tmp_path / "sae")])
+    assert res.exit_code == 2 and "valid sites" in res.output
+    not_lm = tmp_path / "bert"
+    not_lm.mkdir()
+    (not_lm / "config.json").write_text(json.dumps({"architectures": ["BertModel"], "model_type": "bert"}))
+    res = runner.invoke(app, ["interp", "sae", "--model", str(not_lm), "--text", str(run_dir / "world"),
+                              "--out", str(tmp_path / "sae")])
+    assert res.exit_code == 2 and "not a causal LM" in res.output
+
+
+def test_features_refuse_an_sae_of_another_width(run_dir, interp_section, tmp_path) -> None:
+    from scalelab.interp.sae import SAEConfig, make_sae
+    from scalelab.interp.saelens import load_sae, save_sae
+
+    _, cfg = load_sae(interp_section["sae_dir"])
+    wrong = make_sae(SAEConfig(arch="topk", d_in=48, d_sae=96))
+    save_sae(wrong, tmp_path, metadata={"model_name": str(run_dir / "models" / "d2" / "final"),
+                                        "site": "resid_post.1"})
+    with pytest.raises(ValueError, match="d_in=48 does not match"):
+        compute_features(tmp_path, run_dir / "world" / "val.jsonl", n_rows=2, seq_len=32)
