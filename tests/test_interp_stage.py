@@ -92,7 +92,7 @@ def test_feature_store_round_trip(run_dir, interp_section, tmp_path) -> None:
     assert max(tops[0]["acts"]) == pytest.approx(tops[0]["max_act"], rel=1e-3)
     assert len(feat["promoted"]) == 10 and feat["promoted"][0][1] >= feat["promoted"][-1][1]
     assert f"Feature {densest[0]}" in feature_markdown(feat) and "<span" in feature_html(feat)
-    with pytest.raises(ValueError, match="valid ids are 0..127"):
+    with pytest.raises(ValueError, match=r"valid ids are 0\.\.127"):
         read_feature(db, 999)
 
 
@@ -139,9 +139,8 @@ def test_cli_interp_features_and_bad_inputs(run_dir, interp_section, tmp_path) -
 
 def test_features_refuse_an_sae_of_another_width(run_dir, interp_section, tmp_path) -> None:
     from scalelab.interp.sae import SAEConfig, make_sae
-    from scalelab.interp.saelens import load_sae, save_sae
+    from scalelab.interp.saelens import save_sae
 
-    _, cfg = load_sae(interp_section["sae_dir"])
     wrong = make_sae(SAEConfig(arch="topk", d_in=48, d_sae=96))
     save_sae(wrong, tmp_path, metadata={"model_name": str(run_dir / "models" / "d2" / "final"),
                                         "site": "resid_post.1"})
