@@ -24,6 +24,7 @@ smoke: setup
 	$(BIN)/scalelab run --preset smoke --out out/smoke
 
 test: setup
+	$(BIN)/pip install --quiet -e ".[dev,gguf]"  # the GGUF import tests need gguf + accelerate
 	$(BIN)/pytest
 
 lint: setup

@@ -133,3 +133,19 @@ class ActivationCache:
                                         "skip_positions": skip_positions, **(meta or {})})
         return cls(out)
 
+    @classmethod
+    def from_rows(cls, rows: torch.Tensor, out_dir: Path | str, site: str, memory_mb: int = 256) -> ActivationCache:
+        """A cache holding given fp32 rows (N, d): to split a cache, or to store activations made elsewhere."""
+        check_finite(rows, f"activation rows for site {site}")
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        per = max(1024, memory_mb * 2**20 // (rows.shape[1] * 4))
+        shards = []
+        for i, s in enumerate(range(0, len(rows), per)):
+            name = f"acts_{i:05d}.npy"
+            np.save(out / name, rows[s:s + per].float().numpy())
+            shards.append(name)
+        atomic_write_json(out / INDEX, {"site": site, "d_in": rows.shape[1], "dtype": "fp32", "n_rows": len(rows),
+                                        "rows_per_shard": per, "shards": shards, "skip_positions": None})
+        return cls(out)
+
