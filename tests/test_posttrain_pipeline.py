@@ -73,3 +73,8 @@ def test_cli_runs_one_stage_alone_and_rejects_bad_input(run, tmp_path):
     bad = runner.invoke(app, ["posttrain", "--model", str(out / "posttrain" / "sl_cai"), "--world", str(out / "world"),
                               "--stage", "ppo", "--preset", "smoke", "--out", str(tmp_path / "bad")])
     assert bad.exit_code == 2 and "posttrain.stages" in bad.output
+    nofb = runner.invoke(app, ["posttrain", "--model", str(out / "posttrain" / "sl_cai"), "--world", str(out / "world"),
+                               "--feedback", f"hf:{tmp_path / 'missing'}", "--preset", "smoke",
+                               "--out", str(tmp_path / "nofb")])
+    assert nofb.exit_code == 2 and "not a HF checkpoint folder" in nofb.output
+    assert not (tmp_path / "nofb" / "base").exists()  # refused before any stage ran

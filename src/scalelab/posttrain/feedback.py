@@ -203,8 +203,25 @@ class EndpointFeedback:
 FEEDBACK_KINDS = ("oracle", "policy", "hf:<checkpoint folder>", "openai:<model>")
 
 
+def check_feedback(spec: str) -> None:
+    """Reject a feedback spec that cannot work before any stage runs (not halfway through post-training)."""
+    if spec in ("oracle", "policy"):
+        return
+    if spec.startswith("hf:"):
+        if not (Path(spec[3:]) / "config.json").is_file():
+            raise FileNotFoundError(f"feedback {spec!r}: {spec[3:]} is not a HF checkpoint folder (no config.json)")
+        return
+    if spec.startswith("openai:"):
+        if not os.environ.get(URL_ENV):
+            raise ValueError(f"feedback {spec!r} needs the endpoint's base URL in ${URL_ENV} "
+                             f"(e.g. http://127.0.0.1:8000/v1) and its key in ${KEY_ENV}")
+        return
+    raise ValueError(f"unknown feedback model {spec!r}; valid: {', '.join(FEEDBACK_KINDS)}")
+
+
 def make_feedback(spec: str, policy: Policy, world_dir: Path, clamp: tuple[float, float] = (0.0, 1.0)) -> FeedbackModel:
     """The feedback model named by `spec` (see the module docstring)."""
+    check_feedback(spec)
     if spec == "oracle":
         return OracleFeedback(WorldFacts.load(world_dir))
     if spec == "policy":
@@ -212,10 +229,4 @@ def make_feedback(spec: str, policy: Policy, world_dir: Path, clamp: tuple[float
     if spec.startswith("hf:"):
         path = spec[3:]
         return LMFeedback(load_policy(path), f"hf:{Path(path).name}", clamp)
-    if spec.startswith("openai:"):
-        url, key = os.environ.get(URL_ENV), os.environ.get(KEY_ENV, "")
-        if not url:
-            raise ValueError(f"feedback {spec!r} needs the endpoint's base URL in ${URL_ENV} "
-                             f"(e.g. http://127.0.0.1:8000/v1) and its key in ${KEY_ENV}")
-        return EndpointFeedback(spec[7:], url, key, clamp)
-    raise ValueError(f"unknown feedback model {spec!r}; valid: {', '.join(FEEDBACK_KINDS)}")
+    return EndpointFeedback(spec[7:], os.environ[URL_ENV], os.environ.get(KEY_ENV, ""), clamp)

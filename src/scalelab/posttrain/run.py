@@ -43,7 +43,10 @@ def check_stages(stages: list[str]) -> list[str]:
 def run_posttrain_stages(ctx, model_dir: Path, world_dir: Path, out_dir: Path,
                          cfg: PosttrainConfig) -> dict[str, Any]:
     """Evaluate `model_dir`, then run cfg.stages in order; returns {stage: result (with its evals)}."""
+    from scalelab.posttrain.feedback import check_feedback
+
     stages = check_stages(list(cfg.stages))
+    check_feedback(cfg.feedback)
     model_dir, world_dir, out_dir = Path(model_dir), Path(world_dir), Path(out_dir)
     constitution = load_constitution(cfg.constitution)
     traits = load_constitution(cfg.trait_constitution)
