@@ -141,6 +141,8 @@ def main() -> None:
     ap.add_argument("--ce-rows", type=int, default=8)
     ap.add_argument("--batch", type=int, default=4096)
     ap.add_argument("--peers", default="scalelab,sae-lens,sparsify")
+    ap.add_argument("--reuse-cache", action="store_true", help="use OUT/cache from an earlier run")
+    ap.add_argument("--results", default="results.json", help="file name under OUT")
     args = ap.parse_args()
     out = Path(args.out)
     torch.manual_seed(0)
@@ -151,8 +153,11 @@ def main() -> None:
     ids, _ = pack_rows(tok, read_records(args.text), seq, rows)
     ce_ids, ids = ids[:args.ce_rows], ids[args.ce_rows:]
     t0 = time.perf_counter()
-    cache = ActivationCache.build(model, site, batched(ids, 16), out / "cache",
-                                  args.cache_tokens + args.eval_tokens, progress=True)
+    if args.reuse_cache and (out / "cache" / "cache.json").is_file():
+        cache = ActivationCache(out / "cache")
+    else:
+        cache = ActivationCache.build(model, site, batched(ids, 16), out / "cache",
+                                      args.cache_tokens + args.eval_tokens, progress=True)
     cache_s = time.perf_counter() - t0
     all_rows = cache.all_rows()
     eval_acts = all_rows[args.cache_tokens:]
@@ -180,7 +185,7 @@ def main() -> None:
                                   "ce_clean": ce["ce_clean"], "ce_sae": ce["ce_sae"], "ce_zero": ce["ce_zero"]}
         print(name, json.dumps(results["peers"][name]), flush=True)
     results["load_after"] = os.getloadavg()
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    (out / args.results).write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from scalelab.interp.sae.base import SAE
+from scalelab.interp.sae.sparse_topk import topk_decode, topk_encode
 
 
 def topk_relu(pre: torch.Tensor, k: int) -> torch.Tensor:
@@ -22,6 +23,28 @@ class TopKSAE(SAE):
 
     def activation(self, pre: torch.Tensor) -> torch.Tensor:
         return topk_relu(pre, self.cfg.k)
+
+    def training_step_loss(self, x_raw: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The base class's loss, computed on the k active latents only (`sparse_topk`)."""
+        x = x_raw * self.norm_scale
+        k = min(self.cfg.k, self.cfg.d_sae)
+        vals, idx = topk_encode(x, self.W_enc, self.b_enc, self.b_dec, k)
+        recon = topk_decode(vals, idx, self.W_dec) + self.b_dec
+        parts = {"mse": (recon - x).pow(2).sum(-1).mean()}
+        with torch.no_grad():
+            self.steps_since_fired += x.shape[0]
+            self.steps_since_fired[idx[vals > 0]] = 0
+        dead = self.dead_mask
+        n_dead = int(dead.sum())
+        if n_dead:
+            k_aux = min(self.cfg.aux_k or self.cfg.d_in // 2, n_dead)
+            a_vals, a_idx = topk_encode(x, self.W_enc, self.b_enc, self.b_dec, k_aux, allowed=dead)
+            resid = (x - recon).detach()
+            err = (topk_decode(a_vals, a_idx, self.W_dec) - resid).pow(2).sum(-1).mean()
+            parts["auxk"] = self.cfg.aux_coeff * err / resid.pow(2).sum(-1).mean().clamp_min(1e-8)
+        total = sum(parts.values())
+        parts["l0"] = (vals > 0).float().sum(-1).mean()
+        return total, parts  # type: ignore[return-value]
 
     def loss_terms(self, x: torch.Tensor, pre: torch.Tensor, f: torch.Tensor,
                    recon: torch.Tensor) -> dict[str, torch.Tensor]:
