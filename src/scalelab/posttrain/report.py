@@ -23,7 +23,9 @@ def section_posttrain(summary: dict[str, Any], out: Path) -> str:
     pt = summary.get("posttrain")
     if not pt:
         return ""
-    stages = pt["stages"]
+    # summary.json is written with sorted keys, so put the stages back in pipeline order
+    order = ("base", "sft", "sl_cai", "rl_cai", "character")
+    stages = {k: pt["stages"][k] for k in sorted(pt["stages"], key=lambda k: (*order, k).index(k))}
     lines = ["## Post-training", "",
              f"Model `{pt['model']}`; constitution `{pt['constitution']}`, traits `{pt['trait_constitution']}`; "
              f"feedback model **{pt['feedback']}** (it produced every critique, revision, preference label and "

@@ -133,7 +133,10 @@ def rl_cai(policy: Policy, inp: StageInputs) -> dict[str, Any]:
     n = len(pairs["items"])
     res: dict[str, Any] = {"feedback": inp.feedback.name, "prompts": len(items), "pairs": n,
                            "label_accuracy_vs_oracle": label_accuracy(pairs["labels"], pairs["oracle"]),
-                           "mean_label": sum(pairs["labels"]) / n if n else None}
+                           "oracle_decided_pairs": sum(o != 0.5 for o in pairs["oracle"]),
+                           "mean_label": sum(pairs["labels"]) / n if n else None,
+                           # how far labels are from a coin flip: 0.5 for hard labels, ~0 for a judge that cannot tell
+                           "label_strength": sum(abs(p - 0.5) for p in pairs["labels"]) / n if n else None}
     if n < 2:
         res["skipped"] = "fewer than two distinct reply pairs; nothing to train on"
         return res
