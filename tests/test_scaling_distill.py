@@ -11,12 +11,13 @@ import torch.nn.functional as F
 from conftest import make_shards
 from scalelab.config import ModelConfig, TrainConfig
 from scalelab.data.loader import iter_eval_batches
-from scalelab.model.hf import load_model
+from scalelab.model.hf import load_model, save_hf
+from scalelab.model.llama import Llama
 from scalelab.train import pretrain
 from scalelab.train.step import Distillation, distillation_loss
 
 VOCAB = 64
-TRAIN = TrainConfig(seq_len=32, batch_size=8, lr=3e-3, tokens=24_000, eval_every=0, eval_tokens=2048,
+TRAIN = TrainConfig(seq_len=32, batch_size=8, lr=3e-3, tokens=12_000, eval_every=0, eval_tokens=2048,
                     ckpt_every=0, log_every=10, progress=False, device="cpu")
 
 
@@ -35,25 +36,28 @@ def _kl_to_teacher(student_dir, teacher_dir, shards) -> float:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("distill")
-    shards = make_shards(tmp, 40_000, VOCAB, seed=3)
+    shards = make_shards(tmp, 20_000, VOCAB, seed=3)
     small = ModelConfig(depth=1, aspect_ratio=16, head_dim=16, vocab_size=VOCAB, max_seq_len=32)
-    # the teacher: wider, trained longer, with a different seed so the student cannot match it by accident
-    teacher_train = dataclasses.replace(TRAIN, tokens=40_000, seed=7)
-    pretrain(dataclasses.replace(small, depth=2), teacher_train, shards, tmp / "teacher")
+    # A teacher whose predictions the data alone would never produce (random weights, large enough to give
+    # peaked, context-dependent logits): only the KL term can pull a student toward it.
+    torch.manual_seed(11)
+    teacher = Llama(dataclasses.replace(small, depth=2, init_std=0.3))
+    save_hf(teacher, tmp / "teacher")
     scratch = pretrain(small, TRAIN, shards, tmp / "scratch")
     distilled = pretrain(small, TRAIN, shards, tmp / "distilled",
-                         distill=Distillation(tmp / "teacher" / "final", alpha=0.9, temperature=1.0))
+                         distill=Distillation(tmp / "teacher", alpha=0.9, temperature=1.0))
     return tmp, shards, scratch, distilled
 
 
 def test_distilled_student_is_closer_to_its_teacher(runs):
     tmp, shards, scratch, distilled = runs
-    teacher = tmp / "teacher" / "final"
+    teacher = tmp / "teacher"
     kl_scratch = _kl_to_teacher(tmp / "scratch" / "final", teacher, shards)
     kl_distilled = _kl_to_teacher(tmp / "distilled" / "final", teacher, shards)
     # same data, steps and seed: only the KL term differs, so it must pull the student toward the teacher
-    assert kl_distilled < 0.8 * kl_scratch, (kl_distilled, kl_scratch)
+    assert kl_distilled < 0.75 * kl_scratch, (kl_distilled, kl_scratch)
     assert distilled["tokens"] == scratch["tokens"]
+    assert distilled["final_val_loss"] > scratch["final_val_loss"]  # it traded data fit for the teacher
 
 
 def test_loss_is_cross_entropy_at_alpha_zero_and_kl_at_alpha_one():

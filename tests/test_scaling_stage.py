@@ -24,7 +24,7 @@ SUMMARY_KEYS = {"fit", "entropy_floor", "holdout", "optimal_exponents", "forecas
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("scale")
     cfg = preset("smoke")
-    cfg.scaling.n_bootstrap = 20
+    cfg.scaling.n_bootstrap = 10
     logs: list[str] = []
     summary = scale(cfg, out, log=logs.append)
     return out, summary, logs
@@ -86,7 +86,7 @@ def test_rerun_reuses_every_run(smoke):
     out, _, _ = smoke
     logs: list[str] = []
     cfg = preset("smoke")
-    cfg.scaling.n_bootstrap = 20
+    cfg.scaling.n_bootstrap = 10
     scale(cfg, out, log=logs.append)
     trained = [line for line in logs if line.startswith("[scaling:") and "running" in line]
     assert trained == [], trained
@@ -139,3 +139,17 @@ def test_frontier_keeps_the_best_run_per_budget():
             {"name": "c", "budget": 2.0, "final_val_loss": float("nan")},
             {"name": "d", "budget": 2.0, "final_val_loss": 2.4}]
     assert [r["name"] for r in frontier(rows)] == ["b", "d"]
+
+
+def test_a_corpus_too_small_for_a_sweep_skips_the_stage_in_run_but_fails_scale():
+    from types import SimpleNamespace
+
+    from scalelab.scaling.stage import run_scaling
+    from scalelab.scaling.sweep import plan_for
+
+    cfg = preset("smoke")
+    logs: list[str] = []
+    section = run_scaling(SimpleNamespace(cfg=cfg, log=logs.append), {"shards": {"train_tokens": 500}})
+    assert "no ladder" in section["skipped"] and "skipped" in logs[0]
+    with pytest.raises(ConfigError, match="widen the token range"):
+        plan_for(cfg, 500)

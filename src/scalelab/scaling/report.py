@@ -18,6 +18,8 @@ def section_scaling(summary: dict[str, Any], out: Path) -> str:
     s = summary.get("scaling")
     if not s:
         return ""
+    if "skipped" in s:
+        return f"## Scaling laws\n\nNot run: {s['skipped']}"
     fit, iv = s["fit"], s["fit"]["intervals"]
     level = round(100 * fit["level"])
     lines = ["## Scaling laws", "",

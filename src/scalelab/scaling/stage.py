@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from scalelab import artifacts
-from scalelab.config import RunConfig, ScalingConfig, to_dict
+from scalelab.config import ConfigError, RunConfig, ScalingConfig, to_dict
 from scalelab.scaling import plots
 from scalelab.scaling.analysis import analyse_sweep, eval_scores
 from scalelab.scaling.sweep import plan_for, run_evals, run_identity, run_sweep, run_train_config, sweep_model
@@ -71,7 +71,18 @@ def _gap_closed(scratch: float, distilled: float, teacher: float) -> float | Non
 
 
 def run_scaling(ctx: Any, summary: dict[str, Any]) -> dict[str, Any]:
-    """The pipeline stage: returns `summary.json["scaling"]` and writes `DIR/scaling/fit.json` and plots."""
+    """The `scalelab run` stage: `scaling_stage`, except that a corpus too small to plan a sweep on skips it
+    with the planner's reason (the rest of the pipeline stands); `scalelab scale` reports it as an error."""
+    try:
+        plan_for(ctx.cfg, int(summary["shards"]["train_tokens"]))
+    except ConfigError as err:
+        ctx.log(f"[scaling] skipped: {err}")
+        return {"skipped": str(err)}
+    return scaling_stage(ctx, summary)
+
+
+def scaling_stage(ctx: Any, summary: dict[str, Any]) -> dict[str, Any]:
+    """Sweep, fit, tiers: returns `summary.json["scaling"]`, writes `DIR/scaling/fit.json` and the plots."""
     cfg: RunConfig = ctx.cfg
     scfg = cfg.scaling
     out = ctx.path("scaling")
@@ -134,7 +145,7 @@ def scale(cfg: RunConfig, out: Path, log: Any = print) -> dict[str, Any]:
         "tokenizer": tok, "shards": {k: v for k, v in shards.items() if k != "floor_val"}, "models": [],
     }
     t0 = time.perf_counter()
-    summary["scaling"] = run_scaling(ctx, summary)
+    summary["scaling"] = scaling_stage(ctx, summary)
     summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
     write_report(summary, out)
     return summary
