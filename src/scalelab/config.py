@@ -263,7 +263,7 @@ def _smoke() -> RunConfig:
     # seconds, not science: a 0.25 tokens-per-parameter prior puts the budgets where the smoke corpus
     # (~1e5 tokens) can feed them, and few eval items keep the 14 sweep runs' scoring short
     cfg.scaling = ScalingConfig(depths=[1, 2, 3, 4, 5], min_tokens=1024, min_steps=6, tokens_per_param_prior=0.25,
-                                budget_spacing=1.5, n_bootstrap=40, eval_items=12, latency_new_tokens=8)
+                                budget_spacing=1.5, n_bootstrap=10, eval_items=12, latency_new_tokens=8)
     cfg.interp = InterpConfig(width=8, k=16, tokens=40_000, cache_tokens=20_000, eval_rows=16, seq_len=64,
                               batch_size=512, dead_tokens=20_000, concept_rows=32, feature_rows=32)
     cfg.posttrain = PosttrainConfig(sft_epochs=1.0, sl_cai_prompts=24, rl_cai_prompts=32, character_prompts=24,

@@ -136,7 +136,7 @@ def analyse_sweep(records: Sequence[dict[str, Any]], *, entropy_floor: float | N
                          n_bootstrap=n_bootstrap, seed=seed)
     other_kind = "non_embedding" if param_kind == "total" else "total"
     other = fit_chinchilla(runs, param_kind=other_kind, max_loss=max_loss,  # type: ignore[arg-type]
-                           n_bootstrap=max(20, n_bootstrap // 4), seed=seed)
+                           n_bootstrap=max(10, n_bootstrap // 4), seed=seed)
     try:
         iso, iso_error = fit_isoflop(runs, param_kind=param_kind, max_loss=max_loss,  # type: ignore[arg-type]
                                      n_bootstrap=n_bootstrap, seed=seed), None
