@@ -70,6 +70,8 @@ def save_policy(policy: Policy, out_dir: Path) -> Path:
 
 
 def _stop_ids(tok) -> list[int]:
+    # generation.Generator stops only on scalelab's <|end|>/<|bos|>; an imported model (SmolLM2: <|im_end|>)
+    # needs its own end-of-turn token, hence this path rather than Generator.complete.
     ids = [tok.convert_tokens_to_ids(t) for t in ("<|end|>", "<|bos|>")]
     ids = [i for i in ids if i is not None and i != tok.unk_token_id]
     return ids or ([tok.eos_token_id] if tok.eos_token_id is not None else [])
