@@ -121,4 +121,3 @@ def run_evals(ctx: Any, name: str, model_dir: Path) -> dict[str, Any]:
 
     return stage(ctx, f"scaling-evals:{name}", "eval_results", out_dir, {"evals": to_dict(ecfg), "model": name},
                  [model_dir, ctx.path("world")], build)
-
