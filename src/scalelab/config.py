@@ -214,8 +214,9 @@ class InterpConfig:
     width: int = 16  # d_sae = width x d_in
     l1_coeff: float = 5.0
     l0_coeff: float = 1e-3
-    tokens: int = 400_000  # SAE training tokens (the cache is re-read when it holds fewer)
-    cache_tokens: int = 200_000  # activation rows cached to disk
+    # 160k tokens keep the stage near 2 minutes on 2 busy cores for the tiny ladder (BENCHMARKS.md)
+    tokens: int = 160_000  # SAE training tokens (the cache is re-read when it holds fewer)
+    cache_tokens: int = 100_000  # activation rows cached to disk
     eval_rows: int = 64  # held-out sequences for FVU / L0 / CE recovered
     seq_len: int = 128
     batch_size: int = 1024
