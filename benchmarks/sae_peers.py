@@ -50,9 +50,9 @@ def stream(cache: ActivationCache, batch: int, tokens: int):
         epoch += 1
 
 
-def run_scalelab(cache, d_sae, k, tokens, batch):
+def run_scalelab(cache, d_sae, k, tokens, batch, lr=1e-3):
     res = train_sae(cache, SAEConfig(arch="topk", d_in=cache.d_in, d_sae=d_sae, k=k, dead_tokens=tokens // 4),
-                    TrainSAEConfig(tokens=tokens, batch_size=batch, lr=1e-3, progress=False))
+                    TrainSAEConfig(tokens=tokens, batch_size=batch, lr=lr, progress=False))
     return res.sae, res.seconds
 
 
@@ -141,6 +141,7 @@ def main() -> None:
     ap.add_argument("--ce-rows", type=int, default=8)
     ap.add_argument("--batch", type=int, default=4096)
     ap.add_argument("--peers", default="scalelab,sae-lens,sparsify")
+    ap.add_argument("--scalelab-lr", type=float, default=1e-3)
     ap.add_argument("--reuse-cache", action="store_true", help="use OUT/cache from an earlier run")
     ap.add_argument("--results", default="results.json", help="file name under OUT")
     args = ap.parse_args()
@@ -171,7 +172,8 @@ def main() -> None:
                "load": os.getloadavg(), "positions": ">= 1", "peers": {}}
     for name in args.peers.split(","):
         try:
-            sae, secs = runners[name](train_cache, d_sae, k, args.tokens, args.batch)
+            extra = {"lr": args.scalelab_lr} if name == "scalelab" else {}
+            sae, secs = runners[name](train_cache, d_sae, k, args.tokens, args.batch, **extra)
         except Exception as err:  # a peer that cannot run is reported, not hidden
             results["peers"][name] = {"error": f"{type(err).__name__}: {err}"}
             print(name, "failed:", err)
