@@ -177,7 +177,7 @@ def run_evals(ctx: Context, depth: int) -> dict[str, Any]:
 
 
 def run_all(cfg: RunConfig, out: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """The whole pipeline of this issue's stages; returns the summary written to out/summary.json."""
+    """The whole pipeline: foundation stages, then LATER_STAGES; returns the summary written to out/summary.json."""
     from scalelab.report import write_report
 
     unknown = set(cfg.skip_stages) - {key for key, _ in LATER_STAGES}

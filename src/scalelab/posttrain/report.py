@@ -47,7 +47,7 @@ def section_posttrain(summary: dict[str, Any], out: Path) -> str:
         lines += _table(["stage", *sys_cols], rows)
     targets = pt.get("targets") or {}
     if targets:
-        lines += ["", "Targets (issue 5, oracle feedback on `tiny`), on the last stage:", ""]
+        lines += ["", "Targets (oracle feedback on `tiny`), on the last stage:", ""]
         lines += _table(["target", "stage", "value", "bound", "met"],
                         [[k, v["stage"], v["value"], v["bound"], "yes" if v["met"] else "no"]
                          for k, v in targets.items()])

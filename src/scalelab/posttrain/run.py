@@ -111,7 +111,7 @@ def stage_table(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def check_targets(table: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The issue's targets on the last stage, against SFT: value, bound and whether it is met."""
+    """The post-training targets on the last stage, against SFT: value, bound and whether it is met."""
     last = next((s for s in reversed(STAGE_ORDER) if s in table), None)
     if last is None or "sft" not in table:
         return {}

@@ -126,7 +126,7 @@ def _summary_of(fit: ChinchillaFit) -> dict[str, Any]:
 
 def analyse_sweep(records: Sequence[dict[str, Any]], *, entropy_floor: float | None, param_kind: str = "total",
                   vocab_size: int | None = None, n_bootstrap: int = 200, seed: int = 0) -> dict[str, Any]:
-    """Every fit of the issue on a finished sweep; the content of `scaling/fit.json`."""
+    """Every fit on a finished sweep; the content of `scaling/fit.json`."""
     if param_kind not in PARAM_KINDS:
         raise ScalingFitError(f"scaling.param_kind={param_kind!r} is unknown; use one of {', '.join(PARAM_KINDS)}")
     runs = to_runs(records)
