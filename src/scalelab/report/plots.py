@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,18 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:  # a line cut by a kill: the rest of the file is still good
-                continue
-    return rows
+from scalelab.train.metrics import read_metrics
 
 
 def plot_training_curves(models: list[dict[str, Any]], run_dir: Path, out_png: Path,
@@ -31,7 +19,7 @@ def plot_training_curves(models: list[dict[str, Any]], run_dir: Path, out_png: P
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     drawn = False
     for m in models:
-        rows = read_metrics(run_dir / "models" / m["name"] / "metrics.jsonl")
+        rows = read_metrics(run_dir / "models" / m["name"])
         train = [(r["tokens"], r["loss"]) for r in rows if "loss" in r and "tokens" in r]
         if not train:
             continue

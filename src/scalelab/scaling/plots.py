@@ -15,9 +15,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from scalelab.report.plots import read_metrics
 from scalelab.scaling.chinchilla import ChinchillaFit
 from scalelab.scaling.isoflop import IsoFLOPFit
+from scalelab.train.metrics import read_metrics
 
 # Published compute-optimal exponents, drawn for comparison: N_opt ∝ C^a with a = β/(α+β).
 PUBLISHED = {
@@ -45,7 +45,7 @@ def plot_sweep_curves(fit: dict[str, Any], out_png: Path, floor: float | None) -
     budgets = sorted({r["budget"] for r in fit["runs"]})
     colour = dict(zip(budgets, _colours(len(budgets)), strict=True))
     for r in fit["runs"]:
-        rows = read_metrics(Path(r["dir"]) / "metrics.jsonl")
+        rows = read_metrics(Path(r["dir"]))
         per_step = r["tokens"] / max(1, r["steps"])
         val = [(row["step"] * per_step, row["val_loss"]) for row in rows if "val_loss" in row]
         train = [(row["tokens"], row["loss"]) for row in rows if "loss" in row and "tokens" in row]

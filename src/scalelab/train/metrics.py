@@ -55,5 +55,15 @@ def _step_of(line: str) -> int:
 
 
 def read_metrics(out_dir: Path) -> list[dict[str, Any]]:
+    """The rows of `out_dir/metrics.jsonl` ([] if absent); a last line cut by a kill is skipped."""
     path = Path(out_dir) / METRICS
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows
