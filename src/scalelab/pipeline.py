@@ -201,7 +201,7 @@ def run_all(cfg: RunConfig, out: Path, log: Callable[[str], None] = print) -> di
     summary: dict[str, Any] = {
         "preset": cfg.preset,
         "corpus": cfg.corpus,
-        "world": _world_summary(world, shards) if world is not None else None,
+        "world": world_summary(world, shards) if world is not None else None,
         "tokenizer": tok,
         "shards": {k: v for k, v in shards.items() if k != "floor_val"},
         "models": models,
@@ -237,7 +237,7 @@ def _resolve(target: str) -> Callable[[Context, dict[str, Any]], dict[str, Any] 
     return getattr(importlib.import_module(module), name)
 
 
-def _world_summary(world: dict[str, Any], shards: dict[str, Any]) -> dict[str, Any]:
+def world_summary(world: dict[str, Any], shards: dict[str, Any]) -> dict[str, Any]:
     floor = shards.get("floor_val", {})
     return {
         **{k: v for k, v in world.items() if k != "stage_seconds"},

@@ -83,20 +83,15 @@ def score_arithmetic(model, tok, items: list[dict[str, Any]], batch_size: int) -
     }
 
 
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 @torch.no_grad()
 def evaluate_base_model(model_dir: Path, world_dir: Path, cfg: EvalConfig, device: str = "auto") -> dict[str, Any]:
     """Score a pretrained checkpoint on the three base sets; returns accuracies and details per set."""
     from transformers import AutoTokenizer
 
     from scalelab.model.hf import load_model
+    from scalelab.train.optim import pick_device
 
-    device = resolve_device(device)
+    device = str(pick_device(device))
     model, _ = load_model(model_dir, device=device)
     model.eval()
     tok = AutoTokenizer.from_pretrained(model_dir)

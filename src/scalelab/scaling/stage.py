@@ -129,7 +129,7 @@ def _forecast_summary(fit: dict[str, Any]) -> dict[str, Any]:
 
 def scale(cfg: RunConfig, out: Path, log: Any = print) -> dict[str, Any]:
     """`scalelab scale`: the corpus, tokenizer and shards stages (reused when done), then the scaling stage."""
-    from scalelab.pipeline import Context, _world_summary, run_shards, run_tokenizer, run_world
+    from scalelab.pipeline import Context, run_shards, run_tokenizer, run_world, world_summary
     from scalelab.registry import Registry
     from scalelab.report import write_report
 
@@ -141,7 +141,7 @@ def scale(cfg: RunConfig, out: Path, log: Any = print) -> dict[str, Any]:
     shards = run_shards(ctx)
     summary: dict[str, Any] = {
         "preset": cfg.preset, "corpus": cfg.corpus,
-        "world": _world_summary(world, shards) if world is not None else None,
+        "world": world_summary(world, shards) if world is not None else None,
         "tokenizer": tok, "shards": {k: v for k, v in shards.items() if k != "floor_val"}, "models": [],
     }
     t0 = time.perf_counter()

@@ -31,11 +31,16 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig, lr: float) -> torch.opti
 
 
 def resolve_device(cfg: TrainConfig) -> torch.device:
-    if cfg.device == "auto":
+    return pick_device(cfg.device)
+
+
+def pick_device(device: str) -> torch.device:
+    """`auto` → CUDA when available, else CPU; an explicit CUDA device without CUDA is a clear error."""
+    if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device={cfg.device!r} but CUDA is not available; use auto or cpu")
-    return torch.device(cfg.device)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={device!r} but CUDA is not available; use auto or cpu")
+    return torch.device(device)
 
 
 def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
