@@ -120,9 +120,9 @@ def run_shards(ctx: Context) -> dict[str, Any]:
             "val_tokens": int(sum(index["splits"]["val"]["tokens"])),
         }
         if ctx.cfg.corpus == "world":
-            from scalelab.world import iter_documents
+            from scalelab.data.corpus import read_world_records
 
-            result["floor_val"] = entropy_floor(iter_documents(ctx.path("world", "val.jsonl")), tok)
+            result["floor_val"] = entropy_floor(read_world_records(ctx.path("world"), "val"), tok)
         return result
 
     cfg = {"corpus": str(source), "tokenizer_hash": config_hash(ctx.cfg.tokenizer)}
