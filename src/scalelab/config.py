@@ -184,6 +184,7 @@ class PosttrainConfig:
     batch_size: int = 16
     max_len: int = 128
     sft_epochs: float = 2.0
+    sft_paraphrases: int = 1  # paraphrased copies of each SFT dialogue (posttrain/paraphrase.py says why)
     sl_cai_prompts: int = 200
     sl_cai_rounds: int = 1  # critique → revision rounds (the paper uses up to 4)
     sl_cai_epochs: float = 2.0
@@ -230,6 +231,22 @@ class InterpConfig:
 
 
 @dataclass
+class RSPConfig:
+    """The `rsp` stage: which policy, how many items and which elicitations each capability eval runs."""
+
+    policy: str = "default"  # a shipped policy name or a YAML file (scalelab.rsp.policy.load_policy)
+    limit: int = 100  # items per capability eval (0: every item of the set)
+    # elicitations run on every model; [] = those the policy requires. fine_tune runs only on the largest
+    # ladder model (fine_tune_largest): it trains a model per assessment, the one cost that grows with the ladder
+    elicitations: list[str] = field(default_factory=list)
+    fine_tune_largest: bool = True
+    posttrained: bool = True  # also assess every post-trained stage (posttrain/<stage>)
+    safeguards: bool = True  # measure the required safeguards of a model whose determination needs them
+    safeguards_limit: int = 0  # items per safeguard measurement (0: the SAFEGUARDS defaults)
+    seed: int = 0
+
+
+@dataclass
 class RunConfig:
     """Everything `scalelab run` needs: the stages' configs plus the ladder of depths."""
 
@@ -245,6 +262,7 @@ class RunConfig:
     posttrain: PosttrainConfig = field(default_factory=PosttrainConfig)
     scaling: ScalingConfig = field(default_factory=ScalingConfig)
     interp: InterpConfig = field(default_factory=InterpConfig)
+    rsp: RSPConfig = field(default_factory=RSPConfig)
 
 
 def _smoke() -> RunConfig:
