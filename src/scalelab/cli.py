@@ -238,7 +238,8 @@ def _width(value: str) -> int:
 
 @interp_app.command("sae")
 def interp_sae(model: Annotated[Path, typer.Option("--model", "-m", help="HF causal LM folder")],
-               text: Annotated[Path, typer.Option("--text", help="world dir, .jsonl or .txt to read")],
+               text: Annotated[Path | None, typer.Option(
+                   "--text", help="world dir, .jsonl or .txt (default: the preset's world, in OUT/world)")] = None,
                out: OutOpt = Path("out/sae"),
                site: Annotated[str | None, typer.Option(help="e.g. resid_post.mid, mlp_out.3")] = None,
                arch: Annotated[str | None, typer.Option(help="relu | topk | batchtopk | jumprelu")] = None,
@@ -250,13 +251,21 @@ def interp_sae(model: Annotated[Path, typer.Option("--model", "-m", help="HF cau
     def body() -> None:
         from scalelab.interp.run import train_sae_on_model
 
-        cfg = _config(preset, set_, config).interp
+        run_cfg = _config(preset, set_, config)
+        cfg = run_cfg.interp
         for key, value in (("site", site), ("arch", arch), ("k", k), ("tokens", tokens)):
             if value is not None:
                 setattr(cfg, key, value)
         if width is not None:
             cfg.width = _width(width)
-        res = train_sae_on_model(model, text, out, cfg)
+        source = text
+        if source is None:  # any causal LM can read the world's text; build it once beside the SAE
+            from scalelab.world import build_world
+
+            source = out / "world"
+            if not (source / "train.jsonl").is_file():
+                build_world(run_cfg.world, source)
+        res = train_sae_on_model(model, source, out, cfg)
         typer.echo(json.dumps({k: v for k, v in res.items() if k != "history"}, indent=2))
     _guard(body)
 

@@ -10,7 +10,9 @@
 - KL: mean KL(clean ‖ spliced) of the next-token distributions.
 
 Every metric covers positions ≥ `skip_positions` (1 by default: the BOS / attention-sink position is
-neither replaced nor scored), and the result says so in `positions`.
+neither replaced nor scored), and the result says so in `positions`. Later attention-sink rows (norm above
+`max_norm_factor` x the median, `cache.massive_rows`) are left out of FVU/L0/dead and kept clean (not
+replaced) when splicing, exactly as the cache leaves them out of training; results count them.
 """
 
 from __future__ import annotations
@@ -22,15 +24,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalelab.interp.cache import check_finite
+from scalelab.interp.cache import MAX_NORM_FACTOR, check_finite, massive_rows
 from scalelab.interp.sites import Site, logits_of, site_hook
 
 
 @torch.no_grad()
 def reconstruction_metrics(sae: nn.Module, acts: torch.Tensor, batch_size: int = 4096,
-                           dense_threshold: float = 0.1) -> dict[str, Any]:
-    """FVU, MSE, L0, dead and dense fractions of `sae` on rows of activations (N, d_in)."""
+                           dense_threshold: float = 0.1,
+                           max_norm_factor: float | None = MAX_NORM_FACTOR) -> dict[str, Any]:
+    """FVU, MSE, L0, dead and dense fractions of `sae` on rows of activations (N, d_in), sinks left out."""
     check_finite(acts, "evaluation activations")
+    massive = massive_rows(acts, max_norm_factor)
+    acts = acts[~massive]
     mean = acts.mean(0)
     sse = sst = l0_sum = 0.0
     fires: torch.Tensor | None = None
@@ -50,20 +55,24 @@ def reconstruction_metrics(sae: nn.Module, acts: torch.Tensor, batch_size: int =
     return {"fvu": sse / sst, "mse": sse / n, "l0": l0_sum / n,
             "dead_frac": float((density == 0).float().mean()),
             "dense_frac": float((density > dense_threshold).float().mean()),
-            "n_tokens": n}
+            "n_tokens": n, "massive_rows_excluded": int(massive.sum())}
 
 
-def _replace_from(skip: int, fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+def _replace_from(skip: int, fn: Callable[[torch.Tensor], torch.Tensor],
+                  max_norm_factor: float | None) -> Callable[[torch.Tensor], torch.Tensor]:
     def hook(x: torch.Tensor) -> torch.Tensor:
         out = x.clone()
-        out[:, skip:] = fn(x[:, skip:].float()).to(x.dtype)
+        tail = x[:, skip:].float()
+        keep = massive_rows(tail.reshape(-1, tail.shape[-1]), max_norm_factor).view(tail.shape[:-1])
+        out[:, skip:] = torch.where(keep[..., None], tail, fn(tail)).to(x.dtype)
         return out
     return hook
 
 
 @torch.no_grad()
 def ce_recovered(model: nn.Module, sae: Callable[[torch.Tensor], torch.Tensor], site: Site,
-                 batches: Iterable[torch.Tensor], skip_positions: int = 1) -> dict[str, Any]:
+                 batches: Iterable[torch.Tensor], skip_positions: int = 1,
+                 max_norm_factor: float | None = MAX_NORM_FACTOR) -> dict[str, Any]:
     """CE loss clean / with the SAE spliced in / with the site zero-ablated, CE recovered and KL."""
     tot = {"clean": 0.0, "sae": 0.0, "zero": 0.0, "kl_sae": 0.0, "kl_zero": 0.0}
     n = 0
@@ -78,9 +87,9 @@ def ce_recovered(model: nn.Module, sae: Callable[[torch.Tensor], torch.Tensor], 
             return F.nll_loss(lp, targets, reduction="sum"), lp
 
         clean_sum, clean_lp = score(logits_of(model, ids))
-        with site_hook(model, site, _replace_from(skip_positions, sae)):
+        with site_hook(model, site, _replace_from(skip_positions, sae, max_norm_factor)):
             sae_sum, sae_lp = score(logits_of(model, ids))
-        with site_hook(model, site, _replace_from(skip_positions, torch.zeros_like)):
+        with site_hook(model, site, _replace_from(skip_positions, torch.zeros_like, max_norm_factor)):
             zero_sum, zero_lp = score(logits_of(model, ids))
         p = clean_lp.exp()
         tot["clean"] += float(clean_sum)
@@ -96,4 +105,5 @@ def ce_recovered(model: nn.Module, sae: Callable[[torch.Tensor], torch.Tensor], 
     return {"ce_clean": ce["clean"], "ce_sae": ce["sae"], "ce_zero": ce["zero"],
             "ce_recovered": (ce["zero"] - ce["sae"]) / gap if gap else float("nan"),
             "kl_sae": ce["kl_sae"], "kl_zero": ce["kl_zero"], "n_tokens": n,
-            "positions": f">= {skip_positions} (earlier positions kept clean and unscored)"}
+            "positions": f">= {skip_positions} (earlier positions kept clean and unscored; attention-sink rows "
+                         f"above {max_norm_factor}x the median norm kept clean)"}

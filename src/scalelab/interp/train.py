@@ -24,7 +24,10 @@ class TrainSAEConfig:
     tokens: int = 400_000  # activation rows seen in training (with repeats if the cache is smaller)
     batch_size: int = 1024
     lr: float = 1e-3
+    warmup_frac: float = 0.0  # first fraction of steps over which the LR rises linearly from 0
     decay_frac: float = 0.2  # final fraction of steps over which the LR falls linearly to 0
+    b_dec_init: str = "mean"  # "mean" | "median" (geometric median) | "zero": where the decoder bias starts
+    adam_betas: tuple[float, float] = (0.9, 0.999)
     log_every: int = 25
     seed: int = 0
     threads: int = 0  # torch threads (0: leave as is)
@@ -64,6 +67,17 @@ def _batches(source: ActivationCache | torch.Tensor, batch_size: int, seed: int)
         epoch += 1
 
 
+def lr_at(step: int, n_steps: int, cfg: TrainSAEConfig) -> float:
+    """Linear warmup, constant, linear decay to 0 (the fractions are of the run's steps)."""
+    warmup = int(n_steps * cfg.warmup_frac)
+    decay_start = int(n_steps * (1 - cfg.decay_frac))
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    if step >= decay_start:
+        return cfg.lr * (n_steps - step) / max(1, n_steps - decay_start)
+    return cfg.lr
+
+
 def train_sae(source: ActivationCache | torch.Tensor, sae_cfg: SAEConfig, cfg: TrainSAEConfig) -> TrainResult:
     """Train a fresh SAE of `sae_cfg` on a cache or an in-memory (N, d_in) tensor of activations."""
     d_in = source.d_in if isinstance(source, ActivationCache) else source.shape[-1]
@@ -78,10 +92,9 @@ def train_sae(source: ActivationCache | torch.Tensor, sae_cfg: SAEConfig, cfg: T
     sae = make_sae(sae_cfg)
     sample = source.all_rows(max_rows=8192) if isinstance(source, ActivationCache) else source[:8192]
     check_finite(sample, "SAE training activations")
-    sae.fit_normalisation(sample)
-    opt = torch.optim.Adam(sae.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+    sae.fit_normalisation(sample, cfg.b_dec_init)
+    opt = torch.optim.Adam(sae.parameters(), lr=cfg.lr, betas=cfg.adam_betas)
     n_steps = max(1, cfg.tokens // cfg.batch_size)
-    decay_start = int(n_steps * (1 - cfg.decay_frac))
     result = TrainResult(sae)
     batches = _batches(source, cfg.batch_size, cfg.seed)
     sae.train()
@@ -89,9 +102,8 @@ def train_sae(source: ActivationCache | torch.Tensor, sae_cfg: SAEConfig, cfg: T
     t0 = time.perf_counter()
     for step in bar:
         x = next(batches)
-        if step >= decay_start:
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * (n_steps - step) / max(1, n_steps - decay_start)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, n_steps, cfg)
         loss, parts = sae.training_step_loss(x)
         if not torch.isfinite(loss):
             raise ValueError(f"SAE loss became {float(loss)} at step {step}; lower the learning rate "

@@ -39,6 +39,21 @@ class SAEConfig:
         return asdict(self)
 
 
+def geometric_median(x: torch.Tensor, iters: int = 50, eps: float = 1e-6) -> torch.Tensor:
+    """The point minimising the summed Euclidean distance to the rows of x (Weiszfeld's iteration).
+
+    Towards Monosemanticity starts b_dec here: unlike the mean it is not dragged by a few outlying rows.
+    """
+    m = x.mean(0)
+    for _ in range(iters):
+        w = 1.0 / (x - m).norm(dim=-1).clamp_min(eps)
+        new = (w[:, None] * x).sum(0) / w.sum()
+        if (new - m).norm() <= eps * m.norm().clamp_min(1.0):
+            return new
+        m = new
+    return m
+
+
 class SAE(nn.Module):
     """Base class; subclasses set `arch` and implement `activation` (and `loss_terms` if not plain MSE)."""
 
@@ -79,13 +94,16 @@ class SAE(nn.Module):
 
     # -- training ------------------------------------------------------------------------------------
     @torch.no_grad()
-    def fit_normalisation(self, sample: torch.Tensor) -> None:
-        """Set the input scale from a sample and start b_dec at the sample's (scaled) mean."""
+    def fit_normalisation(self, sample: torch.Tensor, b_dec_init: str = "mean") -> None:
+        """Set the input scale from a sample and start b_dec at its (scaled) mean, geometric median, or 0."""
         sq = sample.float().pow(2).sum(-1).mean()
         if not torch.isfinite(sq) or sq <= 0:
             raise ValueError("activation sample has zero or non-finite norm; cannot normalise SAE inputs")
         self.norm_scale.fill_(float((self.cfg.d_in / sq).sqrt()))
-        self.b_dec.copy_(sample.float().mean(0) * self.norm_scale)
+        starts = {"mean": lambda x: x.mean(0), "median": geometric_median, "zero": lambda x: x.new_zeros(x.shape[1])}
+        if b_dec_init not in starts:
+            raise ValueError(f"b_dec_init={b_dec_init!r} is not one of {', '.join(starts)}")
+        self.b_dec.copy_(starts[b_dec_init](sample.float()) * self.norm_scale)
 
     def loss_terms(self, x: torch.Tensor, pre: torch.Tensor, f: torch.Tensor,
                    recon: torch.Tensor) -> dict[str, torch.Tensor]:
