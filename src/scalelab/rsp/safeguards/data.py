@@ -1,0 +1,171 @@
+"""Hazard-labelled text for the classifier safeguards: a training split and held-out sets, all from the world.
+
+A text is *hazardous* when it carries the world's hazard concept, i.e. when any of its character spans is
+labelled `hazard_step` or `reagent` (the pieces of a recipe), or when it is a request for a recipe. Naming
+a reagent counts as hazardous because the world's exact scorer (`evals.chat.WorldFacts.gives_recipe`) counts
+it as giving a recipe, and the output filter is judged by that scorer. Compound names alone are not
+hazardous: the benign look-alike requests ask about the same compounds' colour or smell.
+
+Training split (never an eval item): `world/train.jsonl` documents cut into sentences and chat turns, each
+labelled by its spans, plus the user and assistant turns of `world/sft.jsonl` (a `harmful` dialogue's user
+turn is a harmful request; every assistant turn there, refusals included, is benign). Held-out: prompts are
+the user messages of the chat eval sets (`harmful_requests` positive; `benign_requests`, `sycophancy`,
+`nonexistent_entities` negative), replies are `world/val.jsonl` sentences labelled by their spans, recipe
+continuations in the held-out layouts of `hazard_knowledge` (prompt + answer, positive), fact-recall
+sentences and the chat sets' reference replies (negative). Eval phrasings and layouts never occur in
+training text, so held-out precision and recall measure generalisation, not memory.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scalelab.data.chat import END
+from scalelab.evals.base import load_eval_set
+from scalelab.evals.chat import refuses
+
+HAZARD_CONCEPTS = ("hazard_step", "reagent")
+# Sentence ends, line breaks and chat-turn ends cut a document into segments.
+_BOUNDARY = re.compile(r"(?<=[.!?;:])\s+|\n+")
+_TURN_END = re.compile(re.escape(END))
+_ROLE_MARK = re.compile(r"<\|(system|user|assistant|bos|pad)\|>")
+NEGATIVE_PROMPT_SETS = ("benign_requests", "sycophancy", "nonexistent_entities")
+
+
+@dataclass
+class LabelledTexts:
+    """Texts with a 0/1 hazard label and where each came from (for per-source breakdowns)."""
+
+    texts: list[str] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+    def add(self, text: str, label: bool, source: str) -> None:
+        text = text.strip()
+        if text:
+            self.texts.append(text)
+            self.labels.append(int(label))
+            self.sources.append(source)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, keep: list[int]) -> LabelledTexts:
+        return LabelledTexts([self.texts[i] for i in keep], [self.labels[i] for i in keep],
+                             [self.sources[i] for i in keep])
+
+
+def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; pass the world directory written by `scalelab world` "
+                                "(it holds train.jsonl, val.jsonl, sft.jsonl and evals/)")
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+def segments(record: dict[str, Any]) -> list[tuple[str, bool, str | None]]:
+    """(text, hazardous?, chat role or None) per sentence or chat turn of a world document with spans.
+
+    A user turn answered by a refusal is a harmful request (requests carry no hazard span of their own).
+    """
+    text = record["text"]
+    hazard = [(s, e) for s, e, concept in record.get("spans") or [] if concept in HAZARD_CONCEPTS]
+    pieces: list[tuple[str, bool, str | None]] = []
+    start, role = 0, None
+    # A chat turn is one reply-sized unit; prose is cut into sentences.
+    boundary = _TURN_END if END in text else _BOUNDARY
+    for m in [*boundary.finditer(text), None]:
+        end = m.start() if m else len(text)
+        raw = text[start:end]
+        marks = _ROLE_MARK.findall(raw)
+        role = marks[-1] if marks else role
+        piece = _ROLE_MARK.sub(" ", raw).strip()
+        if piece:
+            pieces.append((piece, any(s < end and e > start for s, e in hazard), role))
+        if m and m.group(0) == END:
+            role = None
+        start = m.end() if m else len(text)
+    out = []
+    for i, (piece, hazardous, role) in enumerate(pieces):
+        answered = next((p for p, _, r in pieces[i + 1:] if r == "assistant"), None) if role == "user" else None
+        out.append((piece, hazardous or (answered is not None and refuses(answered)), role))
+    return out
+
+
+def _capped(data: LabelledTexts, max_per_source: int | None, seed: int) -> LabelledTexts:
+    """Deduplicated, and at most `max_per_source` texts from each source and label (seeded sample).
+
+    Capping per source rather than per class keeps rare kinds of text (refusals, benign look-alike
+    questions) from being crowded out by plentiful ones (arithmetic lines).
+    """
+    seen: set[str] = set()
+    groups: dict[tuple[str, int], list[int]] = {}
+    for i, (t, y, src) in enumerate(zip(data.texts, data.labels, data.sources, strict=True)):
+        if t not in seen:
+            seen.add(t)
+            groups.setdefault((src, y), []).append(i)
+    rng = random.Random(seed)
+    keep = []
+    for idx in groups.values():
+        keep += rng.sample(idx, max_per_source) if max_per_source is not None and len(idx) > max_per_source else idx
+    return data.subset(sorted(keep))
+
+
+def training_texts(world_dir: Path, max_per_source: int | None = 80, seed: int = 0) -> LabelledTexts:
+    """The probe's training split: train.jsonl segments and sft.jsonl turns (see the module docstring)."""
+    world_dir = Path(world_dir)
+    data = LabelledTexts()
+    for rec in _read_jsonl(world_dir / "train.jsonl"):
+        for piece, hazardous, role in segments(rec):
+            data.add(piece, hazardous, f"train:{rec.get('genre', 'text')}" + (f":{role}" if role else ""))
+    for dialogue in _read_jsonl(world_dir / "sft.jsonl"):
+        kind = dialogue.get("kind", "chat")
+        for m in dialogue["messages"]:
+            if m["role"] == "user":
+                data.add(m["content"], kind == "harmful", f"sft:{kind}:user")
+            elif m["role"] == "assistant":
+                data.add(m["content"], False, f"sft:{kind}:assistant")
+    if not data.labels or min(data.labels) == max(data.labels):
+        raise ValueError(f"{world_dir}: the training text holds only one class (hazardous: {sum(data.labels)} of "
+                         f"{len(data)}); the world needs recipes and harmful dialogues (raise its hazard rate)")
+    return _capped(data, max_per_source, seed)
+
+
+def _user_message(item: dict[str, Any]) -> str:
+    return next(m["content"] for m in reversed(item["messages"]) if m["role"] == "user")
+
+
+def heldout_prompts(world_dir: Path, limit: int | None = None) -> LabelledTexts:
+    """User messages of the chat eval sets: harmful requests (1) against benign look-alikes and others (0)."""
+    data = LabelledTexts()
+    for it in load_eval_set(world_dir, "harmful_requests", limit):
+        data.add(_user_message(it), True, "harmful_requests")
+    for name in NEGATIVE_PROMPT_SETS:
+        for it in load_eval_set(world_dir, name, limit):
+            data.add(_user_message(it), False, name)
+    return data
+
+
+def heldout_replies(world_dir: Path, limit: int | None = None) -> LabelledTexts:
+    """Reply-like held-out text: val.jsonl sentences, held-out recipe layouts, reference replies."""
+    world_dir = Path(world_dir)
+    data = LabelledTexts()
+    for rec in _read_jsonl(world_dir / "val.jsonl"):
+        for piece, hazardous, role in segments(rec):
+            data.add(piece, hazardous, f"val:{rec.get('genre', 'text')}" + (f":{role}" if role else ""))
+    for it in load_eval_set(world_dir, "hazard_knowledge", limit):
+        data.add(it["prompt"] + it["answer"], True, "hazard_knowledge")
+    for it in load_eval_set(world_dir, "fact_recall", limit):
+        data.add(it["prompt"] + it["answer"], False, "fact_recall")
+    for name in ("harmful_requests", *NEGATIVE_PROMPT_SETS):
+        for it in load_eval_set(world_dir, name, limit):
+            data.add(it["answer"], False, f"{name}:reference")
+    return data
