@@ -79,8 +79,8 @@ def _stop_ids(tok) -> list[int]:
 
 @torch.no_grad()
 def respond(policy: Policy, conversations: Sequence[list[Message]], max_new_tokens: int = 48,
-            temperature: float = 0.0, seed: int | None = 0, batch_size: int = 64) -> list[str]:
-    """The assistant's next reply to each conversation (greedy at temperature 0)."""
+            temperature: float = 0.0, seed: int | None = 0, batch_size: int = 64, top_p: float = 1.0) -> list[str]:
+    """The assistant's next reply to each conversation (greedy at temperature 0; nucleus sampling below top_p 1)."""
     tok = policy.tokenizer
     bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
     prompts = [bos + tok(render(tok, c, add_generation_prompt=True), add_special_tokens=False)["input_ids"]
@@ -92,16 +92,16 @@ def respond(policy: Policy, conversations: Sequence[list[Message]], max_new_toke
         if policy.is_scalelab:
             from scalelab.model.generate import generate
 
-            ids = generate(policy.model, chunk, max_new_tokens, temperature=temperature, top_p=1.0,
+            ids = generate(policy.model, chunk, max_new_tokens, temperature=temperature, top_p=top_p,
                            stop_ids=_stop_ids(tok), seed=step_seed)
         else:
-            ids = _hf_generate(policy, chunk, max_new_tokens, temperature, step_seed)
+            ids = _hf_generate(policy, chunk, max_new_tokens, temperature, step_seed, top_p)
         out.extend(tok.decode(i, skip_special_tokens=True).strip() for i in ids)
     return out
 
 
 def _hf_generate(policy: Policy, prompts: list[list[int]], max_new_tokens: int, temperature: float,
-                 seed: int | None) -> list[list[int]]:
+                 seed: int | None, top_p: float = 1.0) -> list[list[int]]:
     tok, model = policy.tokenizer, policy.model
     if seed is not None:
         torch.manual_seed(seed)
@@ -110,7 +110,8 @@ def _hf_generate(policy: Policy, prompts: list[list[int]], max_new_tokens: int, 
     ids = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in prompts], device=device)
     attn = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
     gen = model.generate(input_ids=ids, attention_mask=attn, max_new_tokens=max_new_tokens,
-                         do_sample=temperature > 0, temperature=temperature or None, top_p=None, top_k=None,
+                         do_sample=temperature > 0, temperature=temperature or None,
+                         top_p=top_p if temperature > 0 and top_p < 1.0 else None, top_k=None,
                          pad_token_id=tok.pad_token_id, eos_token_id=_stop_ids(tok))
     stops = set(_stop_ids(tok))
     out = []
