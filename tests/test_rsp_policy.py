@@ -9,11 +9,11 @@ import pytest
 import yaml
 
 from scalelab.rsp.policy import PolicyError, load_policy, parse_policy
+from scalelab.rsp.safeguards import BOUNDS as SAFEGUARDS
 
 EVALS = ("hazard_mc", "hazard_freeform", "harmful_compliance", "over_refusal", "general_capability",
          "sycophancy", "honesty")
 ELICITATIONS = ("zero_shot", "few_shot", "best_of_n", "jailbreak", "fine_tune")
-SAFEGUARDS = ("refusal_robustness", "hazard_classifier", "sae_monitor", "output_filter")
 NAMES = {"evals": EVALS, "elicitations": ELICITATIONS, "safeguards": SAFEGUARDS}
 DEFAULT = Path(__file__).parents[1] / "src" / "scalelab" / "rsp" / "policies" / "default.yaml"
 
@@ -75,6 +75,8 @@ def broken(edit) -> dict:
     (lambda d: d["levels"]["ASL-2"].pop("description"), "levels.ASL-2.description"),
     (lambda d: d["safeguards"]["ASL-3"].update(refusal_robustness={"attack_rate": 0.1}),
      "safeguards.ASL-3.refusal_robustness.attack_rate"),
+    (lambda d: d["safeguards"]["ASL-3"].update(refusal_robustness={"min_recall": 0.9}),
+     "max_attack_success_rate"),
     (lambda d: d["safeguards"]["ASL-3"].update(refusal_robustness={}), "safeguards.ASL-3.refusal_robustness"),
     (lambda d: d["cadence"].update(effective_compute_multiple=1), "cadence.effective_compute_multiple"),
     (lambda d: d["cadence"].pop("effective_compute_multiple"), "cadence.effective_compute_multiple"),

@@ -148,11 +148,20 @@ def chat(model: Annotated[Path, typer.Argument(help="HF checkpoint folder with a
          max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n")] = 128,
          temperature: Annotated[float, typer.Option("--temperature", "-T")] = 0.7,
          top_p: Annotated[float, typer.Option("--top-p")] = 0.95,
-         seed: Annotated[int, typer.Option()] = 0) -> None:
+         seed: Annotated[int, typer.Option()] = 0,
+         safeguards: Annotated[str, typer.Option(
+             "--safeguards", help="on | off: the output filter `scalelab rsp safeguards` built; a model whose "
+             "RSP determination needs safeguards is refused without them")] = "off") -> None:
     """Chat interactively (reads stdin; an empty line or EOF ends the session)."""
     def body() -> None:
         from scalelab.generation import Generator
+        from scalelab.rsp.gate import GateRefused, serving_filter
 
+        try:
+            output_filter = serving_filter(model, _on_off("--safeguards", safeguards))
+        except GateRefused as err:
+            typer.secho(f"refused: {err}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1) from None
         gen = Generator.load(model)
         messages = [{"role": "system", "content": system}] if system else []
         interactive = sys.stdin.isatty()
@@ -164,6 +173,8 @@ def chat(model: Annotated[Path, typer.Argument(help="HF checkpoint folder with a
                 break
             messages.append({"role": "user", "content": line.rstrip("\n")})
             reply = gen.reply(messages, max_new_tokens, temperature, top_p, seed)
+            if output_filter is not None:
+                _, reply = output_filter.check(line.rstrip("\n"), reply)
             messages.append({"role": "assistant", "content": reply})
             typer.secho("assistant> ", fg=typer.colors.BLUE, nl=False)
             typer.echo(reply)
@@ -335,6 +346,79 @@ def posttrain(model: Annotated[Path, typer.Option("--model", help="HF checkpoint
             cfg.stages = list(stages)
         summary = run_posttrain(model, world_dir, out, cfg)
         typer.echo(json.dumps({k: summary[k] for k in ("model", "feedback", "stages", "targets")}, indent=2))
+    _guard(body)
+
+
+rsp_app = typer.Typer(no_args_is_help=True,
+                      help="Responsible Scaling Policy: capability assessments, safeguards, the deployment gate.")
+app.add_typer(rsp_app, name="rsp")
+PolicyOpt = Annotated[str, typer.Option("--policy", help="policy YAML file, or a shipped policy: default")]
+WorldOpt = Annotated[Path | None, typer.Option("--world", help="world directory (default: the model's run's)")]
+
+
+def _on_off(flag: str, value: str) -> bool:
+    if value.lower() not in ("on", "off"):
+        raise ConfigError(f"{flag} {value!r} must be on or off")
+    return value.lower() == "on"
+
+
+@rsp_app.command("assess")
+def rsp_assess(models: Annotated[list[Path], typer.Argument(help="HF checkpoint folders to assess")],
+               policy: PolicyOpt = "default", world_dir: WorldOpt = None,
+               fit: Annotated[Path | None, typer.Option(
+                   "--fit", help="scaling fit.json for forecasts (default: the model's run's)")] = None,
+               elicitation: Annotated[list[str] | None, typer.Option(
+                   "--elicitation", "-e", help="run only these (repeat); default: the policy's")] = None,
+               out: OutOpt = Path("out/rsp"), preset: PresetOpt = "tiny", set_: SetOpt = None,
+               config: ConfigOpt = None) -> None:
+    """Run the policy's capability evals on each model; capability report (md + json) and ASL determination."""
+    def body() -> None:
+        from scalelab.rsp.stage import assess_paths
+
+        cfg = _config(preset, set_, config).rsp
+        assess_paths(models, policy, out, cfg, world_dir=world_dir, fit_json=fit, elicitations=elicitation,
+                     log=typer.echo)
+    _guard(body)
+
+
+@rsp_app.command("safeguards")
+def rsp_safeguards(model: Annotated[Path, typer.Argument(help="an assessed HF checkpoint folder")],
+                   policy: PolicyOpt = "default", world_dir: WorldOpt = None,
+                   sae: Annotated[Path | None, typer.Option("--sae", help="SAE folder for the SAE monitor")] = None,
+                   limit: Annotated[int | None, typer.Option(help="items per measurement")] = None,
+                   out: OutOpt = Path("out/rsp")) -> None:
+    """Measure the safeguards the model's determined ASL requires; safeguards report (md + json)."""
+    def body() -> None:
+        from scalelab.rsp.assess import find_run_dir, model_label
+        from scalelab.rsp.gate import measure_required
+        from scalelab.rsp.policy import load_policy
+
+        run_dir = find_run_dir(model)
+        world = world_dir or (run_dir / "world" if run_dir else None)
+        if world is None:
+            raise FileNotFoundError(f"cannot find the world of {model} (no world/evals above it); pass --world")
+        report = measure_required(model, load_policy(policy), world, out / model_label(model), sae_dir=sae,
+                                  limit=limit)
+        state = ("none defined" if report["met"] is None else "none required" if not report["results"]
+                 else "met" if report["met"] else "NOT met")
+        typer.echo(f"ASL-{report['asl']} safeguards: {state} → {out / model_label(model) / 'safeguards_report.md'}")
+    _guard(body)
+
+
+@rsp_app.command("gate")
+def rsp_gate(model: Annotated[Path, typer.Argument(help="an assessed HF checkpoint folder")],
+             policy: PolicyOpt = "default") -> None:
+    """Exit 0 if the model may be deployed under the policy, 1 if it crossed a threshold whose safeguards are
+    not met (saying why), 2 on a user error (no or stale determination, bad policy)."""
+    def body() -> None:
+        from scalelab.rsp.gate import gate
+        from scalelab.rsp.policy import load_policy
+
+        res = gate(model, load_policy(policy))
+        for reason in res.reasons:
+            typer.echo(f"{'ok' if res.ok else 'REFUSED'}: {reason}")
+        if not res.ok:
+            raise typer.Exit(1)
     _guard(body)
 
 

@@ -10,7 +10,8 @@ five parts, mirroring the structure of Anthropic's RSP:
   the ASL whose safeguards crossing it `requires`, and the scaling stage's `forecast` key whose fit
   predicts this capability at more compute (or null when no scaling eval tracks it);
 - `safeguards`: for each ASL, the safeguards it requires (names from `SAFEGUARD_NAMES`) and their
-  measurable pass criteria, `{min_<metric>: bound}` or `{max_<metric>: bound}`; each level lists its
+  measurable pass criteria, `{min_<metric>: bound}` or `{max_<metric>: bound}` on a metric the safeguard
+  reports (`scalelab.rsp.safeguards.BOUNDS`); each level lists its
   whole set (no inheritance, so a reader sees a level's requirements in one place), and a level left out
   has no defined safeguards, so a model that needs it can never pass the gate;
 - `cadence`: a comprehensive assessment is due every `effective_compute_multiple` (4×) of effective
@@ -107,11 +108,12 @@ def asl_name(asl: int) -> str:
 
 
 def load_policy(path_or_name: str | Path, *, evals: Sequence[str] | None = None,
-                elicitations: Sequence[str] | None = None, safeguards: Sequence[str] | None = None) -> Policy:
+                elicitations: Sequence[str] | None = None,
+                safeguards: Mapping[str, Sequence[str]] | None = None) -> Policy:
     """Load a policy YAML file, or a shipped one by name ("default").
 
-    `evals`, `elicitations`, `safeguards` are the names the policy may use; None takes them from the RSP
-    eval runner and the safeguards package.
+    `evals` and `elicitations` are the names the policy may use and `safeguards` maps each safeguard to the
+    metrics it reports; None takes them from the RSP eval runner and the safeguards package (`BOUNDS`).
     """
     if str(path_or_name) in SHIPPED:
         ref = resources.files("scalelab.rsp") / "policies" / f"{path_or_name}.yaml"
@@ -131,7 +133,8 @@ def load_policy(path_or_name: str | Path, *, evals: Sequence[str] | None = None,
 
 
 def parse_policy(data: Any, *, source: str = "<policy>", sha256: str = "", evals: Sequence[str] | None = None,
-                 elicitations: Sequence[str] | None = None, safeguards: Sequence[str] | None = None) -> Policy:
+                 elicitations: Sequence[str] | None = None,
+                 safeguards: Mapping[str, Sequence[str]] | None = None) -> Policy:
     """A `Policy` from the YAML's mapping; every problem is a `PolicyError` naming its key."""
     if not isinstance(data, Mapping):
         raise PolicyError(f"policy {source} must be a mapping with keys {', '.join(TOP_KEYS)}; "
@@ -139,7 +142,8 @@ def parse_policy(data: Any, *, source: str = "<policy>", sha256: str = "", evals
     _no_unknown(data, TOP_KEYS, "", source)
     evals = tuple(evals) if evals is not None else _known("evals")
     elicitations = tuple(elicitations) if elicitations is not None else _known("elicitations")
-    safeguards = tuple(safeguards) if safeguards is not None else _known("safeguards")
+    if safeguards is None:
+        from scalelab.rsp.safeguards import BOUNDS as safeguards
 
     name = _str(_need(data, "name", source), "name", source)
     levels = _levels(_need(data, "levels", source), source)
@@ -176,13 +180,9 @@ def _known(kind: str) -> tuple[str, ...]:
         from scalelab.rsp.runner import EVAL_NAMES
 
         return tuple(EVAL_NAMES)
-    if kind == "elicitations":
-        from scalelab.rsp.runner import ELICITATIONS
+    from scalelab.rsp.runner import ELICITATIONS
 
-        return tuple(ELICITATIONS)
-    from scalelab.rsp.safeguards import SAFEGUARD_NAMES
-
-    return tuple(SAFEGUARD_NAMES)
+    return tuple(ELICITATIONS)
 
 
 def _need(data: Mapping, key: str, source: str, prefix: str = "") -> Any:
@@ -268,7 +268,7 @@ def _thresholds(data: Any, source: str, evals: Sequence[str], levels: Mapping[in
     return tuple(out)
 
 
-def _safeguards(data: Any, source: str, names: Sequence[str],
+def _safeguards(data: Any, source: str, names: Mapping[str, Sequence[str]],
                 levels: Mapping[int, Level]) -> dict[int, dict[str, dict[str, float]]]:
     if not isinstance(data, Mapping):
         raise PolicyError(f"{source}: safeguards must map each ASL to {{safeguard: {{min_x|max_x: bound}}}}")
@@ -288,10 +288,12 @@ def _safeguards(data: Any, source: str, names: Sequence[str],
                 raise PolicyError(f"{source}: {at} must give at least one pass criterion, e.g. "
                                   "{max_attack_success_rate: 0.05} or {min_recall: 0.9}")
             bounds = {}
+            valid = [f"{side}_{m}" for m in names[name] for side in ("min", "max")]
             for bound, value in criteria.items():
-                if not BOUND_RE.match(str(bound)):
-                    raise PolicyError(f"{source}: {at}.{bound} is not a pass criterion; name it min_<metric> "
-                                      "or max_<metric> (e.g. min_recall, max_attack_success_rate)")
+                m = BOUND_RE.match(str(bound))
+                if not m or m.group(2) not in names[name]:
+                    raise PolicyError(f"{source}: {at}.{bound} is not a pass criterion of {name}; "
+                                      f"valid criteria: {', '.join(valid)}")
                 bounds[str(bound)] = _num(value, f"{at}.{bound}", source)
             level[str(name)] = bounds
         out[asl] = level

@@ -1,0 +1,180 @@
+"""The `rsp` stage of `scalelab run`: assess every ladder model and post-trained stage under the policy.
+
+For each model (ladder rungs `models/d*/final`, then the post-trained stages `posttrain/<stage>` in
+pipeline order) it runs the policy's capability evals through Inspect (`assess.assess_model`), writes
+the capability report (Markdown + JSON) in `rsp/<model>/`, the determination sidecar next to the
+weights, and, when the determination needs safeguards and `rsp.safeguards` is on, measures them
+(`gate.measure_required`) so the gate has a verdict. Each assessment is an artifact through
+`pipeline.stage`: its config carries the policy's hash, the weights' hash, the scaling fit's hash and
+the elicitations, its parents are the model, the world's eval sets, the fit and the policy file, so the
+registry traces a determination to what produced it and a rerun with the same inputs skips it.
+
+Elicitations: those the policy requires (or `rsp.elicitations`), except the fine-tune elicitation,
+which trains a model per assessment and so runs only on the largest ladder model (`rsp.fine_tune_largest`);
+the report says which ran where. `assess_and_record` is the same path `scalelab rsp assess` takes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from scalelab.config import RSPConfig, to_dict
+from scalelab.rsp.assess import Assessment, assess_model, model_sha256, write_capability_report
+from scalelab.rsp.policy import Policy, load_policy
+
+POSTTRAIN_ORDER = ("sft", "sl_cai", "rl_cai", "character")
+FINE_TUNE = "fine_tune"
+
+
+def elicitations_for(policy: Policy, cfg: RSPConfig, fine_tune: bool) -> list[str]:
+    """The elicitations one model gets: the config's (or the policy's), fine-tuning only where allowed."""
+    chosen = list(cfg.elicitations or policy.elicitations)
+    return [e for e in chosen if e != FINE_TUNE or fine_tune]
+
+
+def assess_and_record(model_dir: Path, policy: Policy, world_dir: Path, out_dir: Path, *, limit: int | None,
+                      elicitations: Sequence[str], fit_json: Path | None, seed: int = 0, name: str | None = None,
+                      safeguards: bool = False, sae_dir: Path | None = None,
+                      safeguards_limit: int | None = None) -> tuple[Assessment, dict[str, Any] | None]:
+    """Assess one model, write its capability report in `out_dir` and its sidecar; optionally measure the
+    safeguards its determination requires. Returns the assessment and the safeguards report (or None)."""
+    from scalelab.rsp.gate import measure_required, write_determination
+
+    out_dir = Path(out_dir)
+    a = assess_model(model_dir, policy, world_dir, log_dir=out_dir / "logs", work_dir=out_dir / "work",
+                     elicitations=elicitations, limit=limit, fit_json=fit_json, seed=seed, name=name)
+    paths = write_capability_report(a, out_dir)
+    write_determination(model_dir, a, paths["markdown"])
+    guards = None
+    if safeguards and a.crossed:
+        guards = measure_required(model_dir, policy, world_dir, out_dir, sae_dir=sae_dir, limit=safeguards_limit)
+    return a, guards
+
+
+def _sha(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def _models(ctx: Any, summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The models to assess: ladder rungs (by depth), then the post-trained stages in pipeline order."""
+    out = [{"name": m["name"], "kind": "ladder", "dir": ctx.path("models", m["name"], "final"), "base": m["name"]}
+           for m in summary.get("models", [])]
+    pt = summary.get("posttrain")
+    if ctx.cfg.rsp.posttrained and pt:
+        for stage in (s for s in POSTTRAIN_ORDER if s in pt.get("stages", {})):
+            d = ctx.path("posttrain", stage)
+            if (d / "config.json").is_file():
+                out.append({"name": stage, "kind": "posttrained", "dir": d, "base": pt.get("model")})
+    return out
+
+
+def run_rsp(ctx: Any, summary: dict[str, Any]) -> dict[str, Any] | None:
+    """Pipeline entry point (see pipeline.LATER_STAGES): returns `summary.json["rsp"]`."""
+    from scalelab.pipeline import stage
+
+    cfg: RSPConfig = ctx.cfg.rsp
+    if ctx.cfg.corpus != "world" or not summary.get("models"):
+        ctx.log("[rsp] skipped: the capability evals read the world's labelled sets (corpus=world) of a ladder")
+        return None
+    t0 = time.perf_counter()
+    policy = load_policy(cfg.policy)
+    world = ctx.path("world")
+    fit = ctx.path("scaling", "fit.json")
+    fit_json = fit if fit.is_file() else None
+    largest = max(summary["models"], key=lambda m: m["train_flops"])["name"]
+    sae = _largest_sae(ctx, largest)
+    ident = {k: v for k, v in to_dict(cfg).items() if k not in ("policy", "posttrained")}
+    policy_parents = [Path(cfg.policy)] if Path(cfg.policy).is_file() else []
+    rows = []
+    for m in _models(ctx, summary):
+        elic = elicitations_for(policy, cfg, fine_tune=cfg.fine_tune_largest and m["name"] == largest)
+        config = {**ident, "elicitations": elic, "model": m["name"], "policy": policy.name,
+                  "policy_sha256": policy.sha256, "model_sha256": model_sha256(m["dir"]),
+                  "fit_sha256": _sha(fit) if fit_json else None}
+        parents = [m["dir"], world / "evals", *([fit] if fit_json else []), *policy_parents]
+
+        def build(d: Path, m: dict[str, Any] = m, elic: list[str] = elic) -> dict[str, Any]:
+            a, guards = assess_and_record(m["dir"], policy, world, d, limit=cfg.limit or None, elicitations=elic,
+                                          fit_json=fit_json, seed=cfg.seed, name=m["name"],
+                                          safeguards=cfg.safeguards, sae_dir=sae,
+                                          safeguards_limit=cfg.safeguards_limit or None)
+            return {"assessment": a.to_dict(), "safeguards_met": None if guards is None else guards["met"],
+                    "safeguards": None if guards is None else [
+                        {k: r[k] for k in ("name", "metric", "value", "criterion", "passed")}
+                        for r in guards["results"]]}
+
+        res = stage(ctx, f"rsp:{m['name']}", "rsp_assessment", ctx.path("rsp", m["name"]), config, parents, build)
+        rows.append({**_row(res["assessment"]), "kind": m["kind"], "base": m["base"],
+                     "safeguards_met": res.get("safeguards_met"), "safeguards": res.get("safeguards"),
+                     "report": str(ctx.path("rsp", m["name"], "capability_report.md").relative_to(ctx.out)),
+                     "stage_seconds": res.get("stage_seconds")})
+    return {"policy": policy_summary(policy), "models": rows, "cadence": cadence(rows, policy.compute_multiple),
+            "fit_json": None if fit_json is None else str(fit_json.relative_to(ctx.out)),
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def _largest_sae(ctx: Any, largest: str) -> Path | None:
+    """The interp stage's SAE of the largest model, for the SAE-feature monitor (None when absent)."""
+    d = ctx.path("interp", largest)
+    return d if (d / "cfg.json").is_file() else None
+
+
+def _row(a: dict[str, Any]) -> dict[str, Any]:
+    """The compact per-model record summary.json keeps (the full one is the capability report's JSON)."""
+    keep = ("threshold", "eval", "value", "ci", "n", "elicitation", "by_elicitation", "verdict", "margin",
+            "requires", "forecast")
+    return {"name": a["model"], "compute": a["compute"], "asl": a["asl"], "crossed": a["crossed"],
+            "buffer": a["buffer"], "elicitations": a["elicitations"],
+            "rows": [{k: r[k] for k in keep} for r in a["rows"]]}
+
+
+def policy_summary(policy: Policy) -> dict[str, Any]:
+    return {"name": policy.name, "source": policy.source, "sha256": policy.sha256, "baseline_asl": policy.baseline_asl,
+            "compute_multiple": policy.compute_multiple, "elicitations": list(policy.elicitations),
+            "thresholds": [{"id": t.id, "name": t.name, "eval": t.eval, "metric": t.metric, "red": t.red,
+                            "yellow": t.yellow, "requires": t.requires, "forecast": t.forecast}
+                           for t in policy.thresholds]}
+
+
+def cadence(rows: Sequence[dict[str, Any]], multiple: float) -> list[dict[str, Any]]:
+    """When a comprehensive assessment falls due along the ladder: the first model, then each one with at
+    least `multiple`× the compute of the last one that was due (every model is assessed regardless)."""
+    ladder = sorted((r for r in rows if r["kind"] == "ladder" and r["compute"]), key=lambda r: r["compute"])
+    out, last = [], None
+    for r in ladder:
+        due = last is None or r["compute"] >= multiple * last
+        out.append({"name": r["name"], "compute": r["compute"],
+                    "ratio_to_last_due": None if last is None else r["compute"] / last, "due": due})
+        if due:
+            last = r["compute"]
+    return out
+
+
+def assess_paths(models: Sequence[Path], policy_ref: str, out: Path, cfg: RSPConfig, *, world_dir: Path | None = None,
+                 fit_json: Path | None = None, elicitations: Sequence[str] | None = None,
+                 log: Any = print) -> list[Assessment]:
+    """`scalelab rsp assess`: each model's report in OUT/<model>/ and its sidecar; world and scaling fit found
+    from the run directory holding the model unless given."""
+    from scalelab.rsp.assess import find_run_dir, model_label
+
+    policy = load_policy(policy_ref)
+    done = []
+    for model_dir in models:
+        run_dir = find_run_dir(model_dir)
+        world = world_dir or (run_dir / "world" if run_dir else None)
+        if world is None:
+            raise FileNotFoundError(f"cannot find the world of {model_dir} (no world/evals above it); pass --world")
+        fit = fit_json or (run_dir / "scaling" / "fit.json" if run_dir else None)
+        name = model_label(model_dir)
+        elic = list(elicitations or cfg.elicitations or policy.elicitations)
+        a, _ = assess_and_record(Path(model_dir), policy, Path(world), Path(out) / name, limit=cfg.limit or None,
+                                 elicitations=elic, fit_json=fit if fit and Path(fit).is_file() else None,
+                                 seed=cfg.seed, name=name)
+        log(f"{name}: {a.to_dict()['asl_name']} (crossed: {', '.join(a.crossed) or 'none'}; buffer: "
+            f"{', '.join(a.buffer) or 'none'}) → {Path(out) / name / 'capability_report.md'}")
+        done.append(a)
+    return done
