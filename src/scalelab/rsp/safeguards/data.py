@@ -31,8 +31,8 @@ from scalelab.evals.base import load_eval_set
 from scalelab.evals.chat import refuses
 
 HAZARD_CONCEPTS = ("hazard_step", "reagent")
-# Sentence ends, line breaks and chat-turn ends cut a document into segments.
-_BOUNDARY = re.compile(r"(?<=[.!?;:])\s+|\n+")
+# Sentence ends and line breaks cut prose into segments; a numbered step ("1. grind ...") stays whole.
+_BOUNDARY = re.compile(r"(?<=[^\d\s][.!?;:])\s+|\n+")
 _TURN_END = re.compile(re.escape(END))
 _ROLE_MARK = re.compile(r"<\|(system|user|assistant|bos|pad)\|>")
 NEGATIVE_PROMPT_SETS = ("benign_requests", "sycophancy", "nonexistent_entities")
