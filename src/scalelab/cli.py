@@ -422,6 +422,38 @@ def rsp_gate(model: Annotated[Path, typer.Argument(help="an assessed HF checkpoi
     _guard(body)
 
 
+@app.command()
+def drift(a: Annotated[Path, typer.Argument(help="version A: a model folder, or a JSON/YAML version file")],
+          b: Annotated[Path, typer.Argument(help="version B: a model folder, or a JSON/YAML version file")],
+          set_a: Annotated[list[str] | None, typer.Option("--set-a", help="A's setting: system_prompt=…, "
+                                                          "temperature=…, top_p=…, seed=…")] = None,
+          set_b: Annotated[list[str] | None, typer.Option("--set-b", help="B's setting (as --set-a)")] = None,
+          world_dir: Annotated[Path | None, typer.Option("--world", help="world folder (default: A's run)")] = None,
+          limit: Annotated[int | None, typer.Option(help="items per eval")] = None,
+          alpha: Annotated[float, typer.Option(help="significance level (Holm-corrected over evals)")] = 0.05,
+          out: Annotated[Path | None, typer.Option("--out", "-o", help="write drift.json and drift.md here")] = None
+          ) -> None:
+    """Is the model getting dumber? Compare two versions on the eval suite with paired significance tests."""
+    def body() -> None:
+        from scalelab.artifacts import atomic_write_json, atomic_write_text
+        from scalelab.rsp.assess import find_run_dir
+        from scalelab.rsp.drift import drift as run_drift
+        from scalelab.rsp.drift import parse_version, render_markdown
+
+        va, vb = parse_version(a, set_a or []), parse_version(b, set_b or [])
+        run_dir = find_run_dir(va.model_dir)
+        world = world_dir or (run_dir / "world" if run_dir else None)
+        if world is None:
+            raise FileNotFoundError(f"cannot find the world of {va.model_dir} (no world/evals above it); pass --world")
+        report, _, _ = run_drift(va, vb, world, limit=limit, alpha=alpha)
+        text = render_markdown(report)
+        if out is not None:
+            atomic_write_json(out / "drift.json", report.to_dict())
+            atomic_write_text(out / "drift.md", text)
+        typer.echo(text)
+    _guard(body)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

@@ -11,7 +11,8 @@ changed stays ≤ α.
 
 The eval suite (`run_suite`): the chat evals of `evals.chat` (harmful compliance, over-refusal,
 helpfulness, sycophancy, honesty: exact world scorers, per item) on replies generated with the version's
-system prompt and sampling settings, plus multiple-choice fact recall and hazard knowledge by
+system prompt (it replaces the items' own; a version without one keeps them, as the world wrote them) and
+sampling settings, plus multiple-choice fact recall and hazard knowledge by
 log-likelihood (these depend on the weights only). With greedy decoding, identical weights and prompt
 give identical outputs, so the report also counts items whose outputs differ.
 """
