@@ -8,6 +8,11 @@ precision = P(concept | unit on), recall = P(unit on | concept); the unit's best
 The summary counts units that are ≥ `precise_at` precise for one concept (among units that fired at
 least `min_fires` times) and lists the concepts that no unit captures (no unit with F1 ≥ `captured_f1`)
 — the paper's features-vs-neurons comparison, measured against truth.
+
+That native rule is not the same rule on both sides (a feature's "on" is its own sparsity, a neuron's is
+forced to one density), so the comparison is also made with one rule for every unit (`matched`): a unit is
+on where its activation is positive and above its own (1 − d) quantile, and d is picked per unit from
+`DENSITIES` to maximise the best-concept F1 (the best-threshold rule of sparse probing).
 """
 
 from __future__ import annotations
@@ -72,6 +77,49 @@ def score_against_concepts(active: torch.Tensor, labels: torch.Tensor, concepts:
     return summary, scores
 
 
+DENSITIES = (0.001, 0.003, 0.01, 0.03, 0.1)
+
+
+def _best_f1_over_densities(acts: torch.Tensor, labels: torch.Tensor, n_concepts: int,
+                            densities: tuple[float, ...]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(fires, per-unit scores) with each unit binarised at the density that gives it the best F1."""
+    keep = labels >= 0
+    acts, lab = acts[keep].float(), labels[keep]
+    sizes = torch.bincount(lab, minlength=n_concepts).float()
+    best: dict[str, torch.Tensor] | None = None
+    best_fires = torch.zeros(acts.shape[1])
+    for d in densities:
+        active = neuron_firing(acts, d) & (acts > 0)
+        fires = active.sum(0).float()
+        scores = score_units(unit_concept_counts(active, lab, n_concepts), fires, sizes)
+        if best is None:
+            best, best_fires = scores, fires
+            continue
+        better = scores["f1"] > best["f1"]
+        for key in ("concept", "precision", "recall", "f1"):
+            best[key] = torch.where(better, scores[key], best[key])
+        best["best_f1_per_concept"] = torch.maximum(best["best_f1_per_concept"], scores["best_f1_per_concept"])
+        best_fires = torch.where(better, fires, best_fires)
+    assert best is not None
+    return best_fires, best
+
+
+def score_matched(acts: torch.Tensor, labels: torch.Tensor, concepts: list[str],
+                  densities: tuple[float, ...] = DENSITIES, **kw: Any) -> dict[str, Any]:
+    """Summary for real-valued unit activations (tokens, units) under the one-rule-for-all thresholds."""
+    if acts.shape[0] != labels.shape[0]:
+        raise ValueError(f"{acts.shape[0]} activation rows but {labels.shape[0]} labels")
+    fires, scores = _best_f1_over_densities(acts, labels, len(concepts), densities)
+    summary = summarise(scores, fires, concepts, acts.shape[1], **kw)
+    present = torch.bincount(labels[labels >= 0], minlength=len(concepts)) > 0
+    summary["uncaptured_concepts"] = [c for i, c in enumerate(concepts)
+                                      if present[i] and c in summary["uncaptured_concepts"]]
+    summary["concepts_present"] = int(present.sum())
+    summary["captured_concepts"] = summary["concepts_present"] - len(summary["uncaptured_concepts"])
+    summary["densities"] = list(densities)
+    return summary
+
+
 def neuron_firing(acts: torch.Tensor, density: float) -> torch.Tensor:
     """Binarise neurons (tokens, n) at each neuron's (1 − density) quantile, so each fires at `density`."""
     n = len(acts)
@@ -92,14 +140,18 @@ def score_sae_and_neurons(model: torch.nn.Module, sae: torch.nn.Module, site_nam
     feats, neurons = [], []
     for s in range(0, len(ids), batch_size):
         batch = ids[s:s + batch_size]
-        feats.append(sae.encode(read_site(model, site, batch)[:, 1:].float()).flatten(0, 1) > 0)
+        feats.append(sae.encode(read_site(model, site, batch)[:, 1:].float()).flatten(0, 1))
         neurons.append(read_site(model, neuron_site, batch)[:, 1:].float().flatten(0, 1))
     lab = labels[:, 1:].reshape(-1)
-    active = torch.cat(feats)
+    feat_acts = torch.cat(feats)
+    active = feat_acts > 0
     sae_summary, sae_scores = score_against_concepts(active, lab, concepts)
     fired = active.float().mean(0)
     density = float(fired[fired > 0].mean()) if (fired > 0).any() else 0.01
-    neuron_summary, _ = score_against_concepts(neuron_firing(torch.cat(neurons), density), lab, concepts)
+    neuron_acts = torch.cat(neurons)
+    neuron_summary, _ = score_against_concepts(neuron_firing(neuron_acts, density), lab, concepts)
+    matched = {"features": score_matched(feat_acts, lab, concepts),
+               "neurons": score_matched(neuron_acts, lab, concepts)}
     scored = torch.nonzero(active[lab >= 0].sum(0) >= sae_summary["thresholds"]["min_fires"]).squeeze(-1)
     ranked = sorted(scored.tolist(), key=lambda j: (-float(sae_scores["precision"][j]),
                                                     -float(sae_scores["recall"][j])))
@@ -108,5 +160,6 @@ def score_sae_and_neurons(model: torch.nn.Module, sae: torch.nn.Module, site_nam
             "recall": round(float(sae_scores["recall"][j]), 4)} for j in ranked[:12]]
     return {"features": sae_summary, "neurons": {**neuron_summary, "site": neuron_site.name,
                                                  "firing_density": round(density, 5)},
+            "matched": matched,
             "top_features": top, "tokens": int((lab >= 0).sum()), "positions": ">= 1 (position 0 excluded)",
             "best_precision": {"features": sae_scores["precision"].tolist()}}

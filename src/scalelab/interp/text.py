@@ -67,6 +67,17 @@ def token_concepts(offsets: list[tuple[int, int]], spans: list[list[Any]], conce
     return labels
 
 
+def _strip_leading_space(offsets: list[tuple[int, int]], text: str) -> list[tuple[int, int]]:
+    """Offsets without a token's leading whitespace: byte-level BPE glues the space before a word onto it
+    (" Daen"), and that space belongs to the preceding template span, which would otherwise tie with the word."""
+    out = []
+    for start, end in offsets:
+        piece = text[start:end]
+        lead = len(piece) - len(piece.lstrip())
+        out.append((start + lead, end) if lead < len(piece) else (start, end))
+    return out
+
+
 def pack_rows(tokenizer: Any, records: Iterable[dict[str, Any]], seq_len: int, n_rows: int,
               concepts: list[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(ids, labels), each (n_rows, seq_len) int64; fewer rows if the records run out."""
@@ -78,8 +89,8 @@ def pack_rows(tokenizer: Any, records: Iterable[dict[str, Any]], seq_len: int, n
     for rec in records:
         enc = tokenizer(rec["text"], add_special_tokens=False, return_offsets_mapping=concepts is not None)
         tok = list(enc["input_ids"])
-        lab = (token_concepts(enc["offset_mapping"], rec.get("spans") or [], concept_ids)
-               if concepts is not None else [-1] * len(tok))
+        lab = (token_concepts(_strip_leading_space(enc["offset_mapping"], rec["text"]), rec.get("spans") or [],
+                              concept_ids) if concepts is not None else [-1] * len(tok))
         if bos is not None:
             tok, lab = [bos, *tok], [-1, *lab]
         ids += tok

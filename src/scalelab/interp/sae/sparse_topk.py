@@ -2,52 +2,79 @@
 
 With k of d_sae latents active, a dense implementation spends most of a training step on matmuls whose
 operands are almost all zeros: the decoder (f @ W_dec and its two gradients) and the encoder's weight
-gradient. Here only the encoder's forward matmul is dense. Its backward builds the gradient from the k
-selected pre-activations per token as a sparse (batch × d_sae) matrix (so ∂W_enc is one sparse-dense
-product), and decoding is `F.embedding_bag` over the selected decoder rows, whose backward is a scatter-add
-of k rows per token. Measured ≈2–3× faster per step than the dense path at 16× width on this CPU
-(BENCHMARKS.md); the values are identical up to float summation order.
+gradient. Here only the encoder's forward matmul is dense, and it runs once per step: the AuxK latents
+(the top `aux_k` among dead latents) are picked from the same pre-activations as the main top-k, instead
+of a second encoder pass. The backward gathers the gradients of every selected pre-activation (main and
+AuxK) into one sparse CSR (d_sae × batch) matrix, so ∂W_enc is one sparse-dense product; decoding is
+`F.embedding_bag` over the selected decoder rows, whose backward is a scatter-add of k rows per token.
+Profiled on this CPU (BENCHMARKS.md): the dense encoder matmul and the top-k then take most of a step.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 import torch.nn.functional as F
 
 
+def _csr_transpose_mm(idx: torch.Tensor, g: torch.Tensor, n_cols: int, dense: torch.Tensor) -> torch.Tensor:
+    """Gᵀ @ dense for the (batch × n_cols) matrix G with G[b, idx[b, j]] = g[b, j] (duplicates add up)."""
+    b, k = idx.shape
+    cols = idx.reshape(-1)
+    order = cols.argsort()
+    rows = torch.arange(b, device=idx.device).repeat_interleave(k)[order]
+    crow = torch.zeros(n_cols + 1, dtype=torch.long, device=idx.device)
+    crow[1:] = torch.bincount(cols, minlength=n_cols).cumsum(0)
+    with warnings.catch_warnings():  # torch flags CSR as beta on every construction; it is tested here
+        warnings.simplefilter("ignore", UserWarning)
+        gt = torch.sparse_csr_tensor(crow, rows, g.reshape(-1)[order], (n_cols, b), check_invariants=False)
+    return gt @ dense
+
+
 class _TopKEncode(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, w_enc: torch.Tensor, b_enc: torch.Tensor, b_dec: torch.Tensor,  # type: ignore[override]
-                k: int, allowed: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+                k: int, aux_k: int, aux_candidates: torch.Tensor | None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         xc = x - b_dec
         pre = torch.addmm(b_enc, xc, w_enc)
-        if allowed is not None:
-            pre.masked_fill_(~allowed, float("-inf"))
         vals, idx = pre.topk(k, dim=-1, sorted=False)
         out = vals.relu()
-        ctx.save_for_backward(xc, w_enc, idx, out > 0)
-        ctx.d_sae = w_enc.shape[1]
-        ctx.mark_non_differentiable(idx)
-        return out, idx
+        aux_out = out.new_zeros(len(x), 0)
+        aux_idx = idx.new_zeros(len(x), 0)
+        if aux_k and aux_candidates is not None:
+            # Dead: a candidate (silent long enough before this batch) that did not fire in this batch either.
+            fired = torch.zeros_like(aux_candidates).index_fill_(0, idx[out > 0], True)
+            dead = (aux_candidates & ~fired).nonzero().squeeze(-1)
+            if len(dead):
+                a_vals, a_pos = pre.index_select(1, dead).topk(min(aux_k, len(dead)), dim=-1, sorted=False)
+                aux_out, aux_idx = a_vals.relu(), dead[a_pos]
+        ctx.save_for_backward(xc, w_enc, torch.cat([idx, aux_idx], 1), torch.cat([out, aux_out], 1) > 0)
+        ctx.k = k
+        ctx.mark_non_differentiable(idx, aux_idx)
+        return out, idx, aux_out, aux_idx
 
     @staticmethod
-    def backward(ctx, g_vals: torch.Tensor, _g_idx: torch.Tensor | None):  # type: ignore[override]
+    def backward(ctx, g_vals: torch.Tensor, _g_idx: torch.Tensor | None,  # type: ignore[override]
+                 g_aux: torch.Tensor | None, _g_aux_idx: torch.Tensor | None):
         xc, w_enc, idx, positive = ctx.saved_tensors
-        g = g_vals * positive
-        b, k = idx.shape
-        rows = torch.arange(b, device=idx.device).repeat_interleave(k)
-        g_pre = torch.sparse_coo_tensor(torch.stack([rows, idx.reshape(-1)]), g.reshape(-1), (b, ctx.d_sae),
-                                        check_invariants=False)
-        g_w = torch.sparse.mm(g_pre.t().coalesce(), xc).t()  # (d_in, d_sae)
-        g_b_enc = torch.zeros(ctx.d_sae, dtype=g.dtype, device=g.device).index_add_(0, idx.reshape(-1), g.reshape(-1))
+        if g_aux is None or g_aux.numel() == 0:
+            g_aux = g_vals.new_zeros(len(g_vals), idx.shape[1] - ctx.k)
+        g = torch.cat([g_vals, g_aux], 1) * positive
+        d_sae = w_enc.shape[1]
+        g_w = _csr_transpose_mm(idx, g, d_sae, xc).t()  # (d_in, d_sae)
+        g_b_enc = torch.zeros(d_sae, dtype=g.dtype, device=g.device).index_add_(0, idx.reshape(-1), g.reshape(-1))
         g_b_dec = -(w_enc @ g_b_enc)
-        return None, g_w, g_b_enc, g_b_dec, None, None
+        return None, g_w, g_b_enc, g_b_dec, None, None, None
 
 
 def topk_encode(x: torch.Tensor, w_enc: torch.Tensor, b_enc: torch.Tensor, b_dec: torch.Tensor, k: int,
-                allowed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(values, indices), each (batch, k): the ReLU'd top-k pre-activations (among `allowed` latents)."""
-    return _TopKEncode.apply(x, w_enc, b_enc, b_dec, k, allowed)
+                aux_k: int = 0, aux_candidates: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(values, indices) of the ReLU'd top-k pre-activations, each (batch, k), then the same for the top
+    `aux_k` among `aux_candidates` that did not fire in this batch (each (batch, ≤ aux_k); empty if none)."""
+    return _TopKEncode.apply(x, w_enc, b_enc, b_dec, k, aux_k, aux_candidates)
 
 
 def topk_decode(vals: torch.Tensor, idx: torch.Tensor, w_dec: torch.Tensor) -> torch.Tensor:

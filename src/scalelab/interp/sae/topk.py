@@ -28,17 +28,16 @@ class TopKSAE(SAE):
         """The base class's loss, computed on the k active latents only (`sparse_topk`)."""
         x = x_raw * self.norm_scale
         k = min(self.cfg.k, self.cfg.d_sae)
-        vals, idx = topk_encode(x, self.W_enc, self.b_enc, self.b_dec, k)
+        # Latents that will count as dead after this batch unless they fire in it (see base.dead_mask).
+        candidates = self.steps_since_fired + x.shape[0] >= self.cfg.dead_tokens
+        aux_k = (self.cfg.aux_k or self.cfg.d_in // 2) if self.cfg.aux_coeff > 0 else 0
+        vals, idx, a_vals, a_idx = topk_encode(x, self.W_enc, self.b_enc, self.b_dec, k, aux_k, candidates)
         recon = topk_decode(vals, idx, self.W_dec) + self.b_dec
         parts = {"mse": (recon - x).pow(2).sum(-1).mean()}
         with torch.no_grad():
             self.steps_since_fired += x.shape[0]
             self.steps_since_fired[idx[vals > 0]] = 0
-        dead = self.dead_mask
-        n_dead = int(dead.sum())
-        if n_dead:
-            k_aux = min(self.cfg.aux_k or self.cfg.d_in // 2, n_dead)
-            a_vals, a_idx = topk_encode(x, self.W_enc, self.b_enc, self.b_dec, k_aux, allowed=dead)
+        if a_idx.shape[1]:
             resid = (x - recon).detach()
             err = (topk_decode(a_vals, a_idx, self.W_dec) - resid).pow(2).sum(-1).mean()
             parts["auxk"] = self.cfg.aux_coeff * err / resid.pow(2).sum(-1).mean().clamp_min(1e-8)
