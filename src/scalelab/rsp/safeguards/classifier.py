@@ -74,8 +74,9 @@ class HazardClassifier:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(out / WEIGHTS, safetensors_bytes(self.probe.state()))
-        atomic_write_json(out / CONFIG, {"model_dir": str(self.model_dir), "site": self.site, "max_len": self.max_len,
-                                         "pools": list(self.pools), "threshold": self.probe.threshold, **self.info})
+        atomic_write_json(out / CONFIG, {"model_dir": str(Path(self.model_dir).resolve()), "site": self.site,
+                                         "max_len": self.max_len, "pools": list(self.pools),
+                                         "threshold": self.probe.threshold, **self.info})
         return out
 
     @classmethod
