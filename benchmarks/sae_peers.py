@@ -13,7 +13,10 @@ What runs for each peer, and why:
 All three are evaluated by the same code (`scalelab.interp.metrics`): FVU, L0, dead fraction on held-out
 activations, and CE loss recovered / KL with the SAE spliced into SmolLM2. Positions >= 1 only
 (SmolLM2's position 0 is an attention sink with ~100x the norm). Throughput is training activations per
-second of the training loop alone (caching excluded, identical for all). fp32 throughout.
+second of the training loop alone (caching excluded, identical for all). fp32 throughout. Attention-sink rows
+(norm > 10x the median, `cache.massive_rows`) are left out of training and evaluation for every peer. With
+`--repeats 2` the peers train in interleaved order (A B C A B C) so load drift on a shared machine does not
+favour one; quality is scored on the first repeat (training is deterministic), throughput on each.
 
     python benchmarks/sae_peers.py --model out/smollm2 --text out/run/world --out out/bench_sae
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -30,13 +34,17 @@ import torch
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 
-from scalelab.interp.cache import ActivationCache
+from scalelab.interp.cache import ActivationCache, massive_rows
 from scalelab.interp.lm import load_lm, n_layers
 from scalelab.interp.metrics import ce_recovered, reconstruction_metrics
 from scalelab.interp.sae import SAEConfig
 from scalelab.interp.sites import parse_site
 from scalelab.interp.text import batched, pack_rows, read_records
 from scalelab.interp.train import TrainSAEConfig, train_sae
+
+
+def _uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 def stream(cache: ActivationCache, batch: int, tokens: int):
@@ -50,9 +58,12 @@ def stream(cache: ActivationCache, batch: int, tokens: int):
         epoch += 1
 
 
-def run_scalelab(cache, d_sae, k, tokens, batch, lr=1e-3):
-    res = train_sae(cache, SAEConfig(arch="topk", d_in=cache.d_in, d_sae=d_sae, k=k, dead_tokens=tokens // 4),
-                    TrainSAEConfig(tokens=tokens, batch_size=batch, lr=lr, progress=False))
+def run_scalelab(cache, d_sae, k, tokens, batch, lr=None):
+    """scalelab's default TopK recipe (TrainSAEConfig / SAEConfig defaults); `batch` and `lr` override it."""
+    tcfg = TrainSAEConfig(tokens=tokens, progress=False)
+    tcfg.batch_size = batch or tcfg.batch_size
+    tcfg.lr = lr or tcfg.lr
+    res = train_sae(cache, SAEConfig(arch="topk", d_in=cache.d_in, d_sae=d_sae, k=k), tcfg)
     return res.sae, res.seconds
 
 
@@ -139,9 +150,11 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=163_840, help="training activations per peer")
     ap.add_argument("--eval-tokens", type=int, default=16_384)
     ap.add_argument("--ce-rows", type=int, default=8)
-    ap.add_argument("--batch", type=int, default=4096)
+    ap.add_argument("--batch", type=int, default=4096, help="the peers' batch size (their defaults: 4096/4096)")
+    ap.add_argument("--scalelab-batch", type=int, default=0, help="0: scalelab's default recipe")
+    ap.add_argument("--repeats", type=int, default=2, help="interleaved passes over the peers (throughput)")
     ap.add_argument("--peers", default="scalelab,sae-lens,sparsify")
-    ap.add_argument("--scalelab-lr", type=float, default=1e-3)
+    ap.add_argument("--scalelab-lr", type=float, default=0.0, help="0: scalelab's default recipe")
     ap.add_argument("--reuse-cache", action="store_true", help="use OUT/cache from an earlier run")
     ap.add_argument("--results", default="results.json", help="file name under OUT")
     args = ap.parse_args()
@@ -162,31 +175,50 @@ def main() -> None:
     cache_s = time.perf_counter() - t0
     all_rows = cache.all_rows()
     eval_acts = all_rows[args.cache_tokens:]
-    # Training reads only the first cache_tokens rows: rebuild a cache view over them.
-    train_cache = ActivationCache.from_rows(all_rows[:args.cache_tokens], out / "train_cache", site.name)
+    # Training reads only the first cache_tokens rows, attention sinks left out: a cache view over them.
+    train_rows = all_rows[:args.cache_tokens]
+    sinks = massive_rows(train_rows)
+    train_cache = ActivationCache.from_rows(train_rows[~sinks], out / "train_cache", site.name)
     d_sae, k = 16 * cache.d_in, 32
     runners = {"scalelab": run_scalelab, "sae-lens": run_saelens, "sparsify": run_sparsify}
     results = {"model": args.model, "site": site.name, "d_in": cache.d_in, "d_sae": d_sae, "k": k,
                "train_tokens": args.tokens, "cached_tokens": args.cache_tokens, "eval_tokens": len(eval_acts),
                "cache_seconds": round(cache_s, 1), "batch": args.batch, "threads": torch.get_num_threads(),
-               "load": os.getloadavg(), "positions": ">= 1", "peers": {}}
-    for name in args.peers.split(","):
-        try:
-            extra = {"lr": args.scalelab_lr} if name == "scalelab" else {}
-            sae, secs = runners[name](train_cache, d_sae, k, args.tokens, args.batch, **extra)
-        except Exception as err:  # a peer that cannot run is reported, not hidden
-            results["peers"][name] = {"error": f"{type(err).__name__}: {err}"}
-            print(name, "failed:", err)
-            continue
-        with torch.no_grad():
-            rec = reconstruction_metrics(sae, eval_acts)
-            ce = ce_recovered(model, sae, site, batched(ce_ids, 4))
-        results["peers"][name] = {"seconds": round(secs, 2), "activations_per_second": round(args.tokens / secs),
-                                  **{k2: rec[k2] for k2 in ("fvu", "l0", "dead_frac")},
-                                  "ce_recovered": ce["ce_recovered"], "kl": ce["kl_sae"],
-                                  "ce_clean": ce["ce_clean"], "ce_sae": ce["ce_sae"], "ce_zero": ce["ce_zero"]}
-        print(name, json.dumps(results["peers"][name]), flush=True)
+               "load": os.getloadavg(), "uptime_before": _uptime(), "positions": ">= 1",
+               "train_sink_rows_dropped": int(sinks.sum()), "order": [], "peers": {}}
+    for rep in range(args.repeats):
+        for name in args.peers.split(","):
+            if "error" in results["peers"].get(name, {}):
+                continue
+            try:
+                if name == "scalelab":
+                    sae, secs = run_scalelab(train_cache, d_sae, k, args.tokens, args.scalelab_batch, args.scalelab_lr)
+                else:
+                    sae, secs = runners[name](train_cache, d_sae, k, args.tokens, args.batch)
+            except Exception as err:  # a peer that cannot run is reported, not hidden
+                results["peers"][name] = {"error": f"{type(err).__name__}: {err}"}
+                print(name, "failed:", err)
+                continue
+            results["order"].append({"peer": name, "repeat": rep, "seconds": round(secs, 2),
+                                     "activations_per_second": round(args.tokens / secs),
+                                     "load": os.getloadavg()[0]})
+            print(json.dumps(results["order"][-1]), flush=True)
+            if rep == 0:
+                with torch.no_grad():
+                    rec = reconstruction_metrics(sae, eval_acts)
+                    ce = ce_recovered(model, sae, site, batched(ce_ids, 4))
+                results["peers"][name] = {**{k2: rec[k2] for k2 in ("fvu", "l0", "dead_frac")},
+                                          "ce_recovered": ce["ce_recovered"], "kl": ce["kl_sae"],
+                                          "ce_clean": ce["ce_clean"], "ce_sae": ce["ce_sae"], "ce_zero": ce["ce_zero"],
+                                          "eval_sink_rows_excluded": rec["massive_rows_excluded"]}
+                print(name, json.dumps(results["peers"][name]), flush=True)
+    for name, peer in results["peers"].items():
+        runs = [r["activations_per_second"] for r in results["order"] if r["peer"] == name]
+        if runs:
+            peer["activations_per_second"] = runs
+            peer["activations_per_second_mean"] = round(sum(runs) / len(runs))
     results["load_after"] = os.getloadavg()
+    results["uptime_after"] = _uptime()
     (out / args.results).write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
 

@@ -80,7 +80,10 @@ def section_interp(summary: dict[str, Any], out: Path) -> str:
               [["SAE features", f["units"], f["units_scored"], f["precise_units"], f["precise_frac"],
                 f["mean_best_f1"], f"{f['captured_concepts']}/{f['concepts_present']}"],
                ["MLP neurons", n["units"], n["units_scored"], n["precise_units"], n["precise_frac"],
-                n["mean_best_f1"], f"{n['captured_concepts']}/{n['concepts_present']}"]]), "",
+                n["mean_best_f1"], f"{n['captured_concepts']}/{n['concepts_present']}"],
+               *_matched_rows(gt)]), "",
+        "*Matched rule*: every unit, feature or neuron, is on where its activation is positive and above its own "
+        f"top-d quantile, with d ∈ {{{_densities(gt)}}} picked per unit for its best F1.", "",
         "Concepts no SAE feature captures: " + (", ".join(f"`{c}`" for c in f["uncaptured_concepts"]) or "none") + ".",
         "", "Most precise features:", "",
         table(["feature", "concept", "precision", "recall"],
@@ -91,6 +94,20 @@ def section_interp(summary: dict[str, Any], out: Path) -> str:
     if png:
         lines += ["", f"![SAE training]({png})"]
     return "\n".join(lines)
+
+
+def _densities(gt: dict[str, Any]) -> str:
+    return ", ".join(f"{d:g}" for d in gt.get("matched", {}).get("features", {}).get("densities", []))
+
+
+def _matched_rows(gt: dict[str, Any]) -> list[list[Any]]:
+    m = gt.get("matched")
+    if not m:
+        return []
+    return [[label, u["units"], u["units_scored"], u["precise_units"], u["precise_frac"], u["mean_best_f1"],
+             f"{u['captured_concepts']}/{u['concepts_present']}"]
+            for label, u in (("SAE features, matched rule", m["features"]),
+                             ("MLP neurons, matched rule", m["neurons"]))]
 
 
 def _plot(it: dict[str, Any], out: Path) -> str | None:
