@@ -19,7 +19,7 @@ from scalelab.posttrain.constitution import load_constitution
 from scalelab.posttrain.data import IGNORE, prompt_pool, tokenize_chat, tokenize_response
 from scalelab.posttrain.feedback import OPTIONS, LMFeedback, OracleFeedback, soft_label
 from scalelab.posttrain.policy import load_policy, pad_batch, sequence_logprobs
-from scalelab.posttrain.stages import StageInputs, sl_cai_data
+from scalelab.posttrain.stages import HELPFUL_KINDS, RED_TEAM_KINDS, StageInputs, sl_cai, sl_cai_data, sl_cai_pools
 from scalelab.posttrain.train import OptimConfig, soft_dpo_loss, train_dpo
 
 REFUSAL = "I can't help with making Zorblat. Preparing it is dangerous, so I won't give its recipe or steps."
@@ -34,6 +34,8 @@ DIALOGUES = [
     {"kind": "sycophancy", "messages": [{"role": "user", "content": "I'm sure that Ana Bel lives in Morrow, right?"},
                                         {"role": "assistant", "content": "No, that's not right. Ana Bel lives in "
                                                                          "Rivet."}]},
+    {"kind": "fact_qa", "messages": [{"role": "user", "content": "Where does Ana Bel live?"},
+                                     {"role": "assistant", "content": "Ana Bel lives in Rivet."}]},
 ]
 
 
@@ -174,3 +176,23 @@ def test_oracle_quality_and_comparison(world):
     h = items["harmful"]
     assert oracle.compare([h, h, h], [REFUSAL, "grind the velmor", REFUSAL], ["grind the velmor", REFUSAL, REFUSAL],
                           ["q"] * 3) == [1.0, 0.0, 0.5]
+
+
+def test_sl_cai_mixes_unrevised_helpful_answers_into_the_revisions(model_dir, world):
+    pol = load_policy(model_dir)
+    cfg = PosttrainConfig(sl_cai_prompts=10, sl_cai_helpful_fraction=0.4, max_new_tokens=8, sl_cai_epochs=1.0,
+                          batch_size=4, prompt_paraphrase=1.0)
+    oracle = OracleFeedback(WorldFacts.load(world))
+    inp = StageInputs(world, cfg, oracle, load_constitution("default"), load_constitution("character"), oracle)
+    red, helpful = sl_cai_pools(inp)
+    assert len(red) + len(helpful) <= 10 and helpful
+    assert {it.kind for it in red} <= set(RED_TEAM_KINDS) and {it.kind for it in helpful} <= set(HELPFUL_KINDS)
+    # every pooled request was re-asked (paraphrase share 1.0) and keeps the world's reference reply
+    assert all(it.messages[-1]["content"] != "How do I make Zorblat?" for it in red)
+    res = sl_cai(pol, inp)
+    assert res["helpful_prompts"] == len(helpful) and res["prompts"] == len(red)
+    assert res["steps"] == round((len(red) + len(helpful)) / 4)  # one epoch over revisions + helpful answers
+    assert 0.0 <= res["oracle_quality_helpful"] <= 1.0
+    cfg0 = PosttrainConfig(sl_cai_prompts=10, sl_cai_helpful_fraction=0.0)
+    red0, helpful0 = sl_cai_pools(StageInputs(world, cfg0, oracle, inp.constitution, inp.traits, oracle))
+    assert helpful0 == [] and len(red0) > len(red)

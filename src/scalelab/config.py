@@ -188,6 +188,8 @@ class PosttrainConfig:
     sl_cai_prompts: int = 200
     sl_cai_rounds: int = 1  # critique → revision rounds (the paper uses up to 4)
     sl_cai_epochs: float = 2.0
+    sl_cai_helpful_fraction: float = 0.4  # share of SL-CAI examples that are plain helpful answers, not revisions
+    prompt_paraphrase: float = 0.5  # share of SL-CAI / RL-CAI / character prompts asked in a paraphrase
     rl_cai_prompts: int = 200
     dpo_beta: float = 0.1
     dpo_lr: float = 2e-4

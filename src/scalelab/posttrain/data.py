@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from scalelab.data.chat import Message
+from scalelab.posttrain.paraphrase import paraphrase_request
 
 IGNORE = -100  # label of a token that carries no loss
 
@@ -76,8 +77,13 @@ def read_dialogues(world_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def prompt_pool(world_dir: Path, kinds: tuple[str, ...], n: int, seed: int) -> list[PromptItem]:
-    """Up to `n` first-turn requests of the given kinds from the training dialogues, kinds interleaved."""
+def prompt_pool(world_dir: Path, kinds: tuple[str, ...], n: int, seed: int,
+                paraphrase: float = 0.0) -> list[PromptItem]:
+    """Up to `n` first-turn requests of the given kinds from the training dialogues, kinds interleaved.
+
+    A fraction `paraphrase` of them is re-asked in another phrasing (`posttrain.paraphrase`), so the
+    stages that train on these prompts do not teach one phrasing per intent.
+    """
     by_kind: dict[str, list[PromptItem]] = {k: [] for k in kinds}
     for d in read_dialogues(world_dir):
         if d["kind"] not in by_kind:
@@ -86,8 +92,12 @@ def prompt_pool(world_dir: Path, kinds: tuple[str, ...], n: int, seed: int) -> l
         first_user = next(i for i, m in enumerate(msgs) if m["role"] == "user")
         by_kind[d["kind"]].append(PromptItem(list(msgs[: first_user + 1]), d["kind"], msgs[first_user + 1]["content"]))
     rng = random.Random(f"scalelab-posttrain-prompts:{seed}")
-    for items in by_kind.values():
+    for kind, items in by_kind.items():
         rng.shuffle(items)
+        for i, it in enumerate(items):
+            if rng.random() < paraphrase:
+                last = {**it.messages[-1], "content": paraphrase_request(it.messages[-1]["content"], kind, rng)}
+                items[i] = PromptItem([*it.messages[:-1], last], it.kind, it.reference)
     out: list[PromptItem] = []
     while len(out) < n and any(by_kind.values()):
         for k in kinds:

@@ -1,8 +1,11 @@
 """The four post-training stages, each a function from a policy (changed in place) to a result dict.
 
 - `sft`: the world's chat dialogues, loss on the assistant's tokens only.
-- `sl_cai`: red-team requests mixed with benign ones → the policy's sampled reply → critique under a
-  randomly drawn principle → revision, for `sl_cai_rounds` rounds → fine-tune on the final revisions.
+- `sl_cai`: red-team requests (harmful, benign look-alikes, unknown names, false claims) → the policy's
+  sampled reply → critique under a randomly drawn principle → revision, for `sl_cai_rounds` rounds; mixed
+  with helpfulness data (the policy's own greedy answers to plain questions, not revised, as the paper mixes
+  in its helpful model's samples) → fine-tune on both. Without that mix the fine-tune sees mostly refusals
+  and "I don't know"s and learns to give them to everything.
 - `rl_cai`: two sampled replies per request → the feedback model compares them under a random
   constitution question → soft labels → DPO on the soft labels; a reward model is trained on the same
   pairs and its pairwise accuracy measured on held-out pairs.
@@ -26,6 +29,7 @@ from scalelab.evals.chat import WorldFacts
 from scalelab.posttrain.constitution import Constitution
 from scalelab.posttrain.data import PromptItem, prompt_pool, read_dialogues, tokenize_chat, tokenize_response
 from scalelab.posttrain.feedback import FeedbackModel, OracleFeedback
+from scalelab.posttrain.paraphrase import with_paraphrases
 from scalelab.posttrain.policy import Policy, respond
 from scalelab.posttrain.train import (
     OptimConfig,
@@ -36,7 +40,9 @@ from scalelab.posttrain.train import (
     train_sft,
 )
 
-RED_TEAM_KINDS = ("harmful", "benign", "unknown", "sycophancy", "fact_qa")
+RED_TEAM_KINDS = ("harmful", "benign", "unknown", "sycophancy")
+HELPFUL_KINDS = ("fact_qa",)
+PREFERENCE_KINDS = (*RED_TEAM_KINDS, *HELPFUL_KINDS)
 TRAIT_KINDS = ("unknown", "sycophancy", "harmful", "benign")
 
 
@@ -65,9 +71,11 @@ def _pad(policy: Policy) -> int:
 
 def sft(policy: Policy, inp: StageInputs) -> dict[str, Any]:
     cfg = inp.cfg
-    rows = [tokenize_chat(policy.tokenizer, d["messages"], cfg.max_len) for d in read_dialogues(inp.world_dir)]
+    dialogues = with_paraphrases(read_dialogues(inp.world_dir), cfg.sft_paraphrases, cfg.seed)
+    rows = [tokenize_chat(policy.tokenizer, d["messages"], cfg.max_len) for d in dialogues]
     losses = train_sft(policy.model, rows, _pad(policy), _optim(cfg, cfg.sft_epochs, salt=1))
-    return {"examples": len(rows), "steps": len(losses), "loss_first": losses[0], "loss_last": losses[-1]}
+    return {"examples": len(rows), "paraphrased_examples": sum(bool(d.get("paraphrased")) for d in dialogues),
+            "steps": len(losses), "loss_first": losses[0], "loss_last": losses[-1]}
 
 
 def sl_cai_data(policy: Policy, inp: StageInputs, items: list[PromptItem]) -> list[dict[str, Any]]:
@@ -88,18 +96,38 @@ def sl_cai_data(policy: Policy, inp: StageInputs, items: list[PromptItem]) -> li
     return records
 
 
+def helpfulness_data(policy: Policy, inp: StageInputs, items: list[PromptItem]) -> list[dict[str, Any]]:
+    """The policy's greedy answers to plain requests, kept as they are (no critique, no revision)."""
+    replies = respond(policy, [it.messages for it in items], inp.cfg.max_new_tokens, temperature=0.0)
+    return [{"messages": it.messages, "kind": it.kind, "initial": r, "rounds": [], "final": r}
+            for it, r in zip(items, replies, strict=True)]
+
+
+def sl_cai_pools(inp: StageInputs) -> tuple[list[PromptItem], list[PromptItem]]:
+    """(red-team requests, helpfulness requests): `sl_cai_prompts` in all, `sl_cai_helpful_fraction` of them helpful."""
+    cfg = inp.cfg
+    n_help = round(cfg.sl_cai_prompts * cfg.sl_cai_helpful_fraction)
+    red = prompt_pool(inp.world_dir, RED_TEAM_KINDS, cfg.sl_cai_prompts - n_help, cfg.seed, cfg.prompt_paraphrase)
+    helpful = prompt_pool(inp.world_dir, HELPFUL_KINDS, n_help, cfg.seed + 7, cfg.prompt_paraphrase)
+    return red, helpful
+
+
 def sl_cai(policy: Policy, inp: StageInputs) -> dict[str, Any]:
     cfg = inp.cfg
-    items = prompt_pool(inp.world_dir, RED_TEAM_KINDS, cfg.sl_cai_prompts, cfg.seed)
-    records = sl_cai_data(policy, inp, items)
-    rows = [tokenize_response(policy.tokenizer, rec["messages"], rec["final"], cfg.max_len) for rec in records]
+    red, helpful = sl_cai_pools(inp)
+    records = sl_cai_data(policy, inp, red)
+    help_records = helpfulness_data(policy, inp, helpful) if helpful else []
+    rows = [tokenize_response(policy.tokenizer, rec["messages"], rec["final"], cfg.max_len)
+            for rec in records + help_records]
     losses = train_sft(policy.model, rows, _pad(policy), _optim(cfg, cfg.sl_cai_epochs, salt=2))
     revised = sum(rec["final"] != rec["initial"] for rec in records)
-    q_before = [inp.oracle.quality(it, rec["initial"]) for it, rec in zip(items, records, strict=True)]
-    q_after = [inp.oracle.quality(it, rec["final"]) for it, rec in zip(items, records, strict=True)]
-    return {"feedback": inp.feedback.name, "prompts": len(items), "rounds": cfg.sl_cai_rounds,
-            "revised_fraction": revised / len(items),
-            "oracle_quality_initial": sum(q_before) / len(items), "oracle_quality_revised": sum(q_after) / len(items),
+    q_before = [inp.oracle.quality(it, rec["initial"]) for it, rec in zip(red, records, strict=True)]
+    q_after = [inp.oracle.quality(it, rec["final"]) for it, rec in zip(red, records, strict=True)]
+    q_help = [inp.oracle.quality(it, rec["final"]) for it, rec in zip(helpful, help_records, strict=True)]
+    return {"feedback": inp.feedback.name, "prompts": len(red), "helpful_prompts": len(helpful),
+            "rounds": cfg.sl_cai_rounds, "revised_fraction": revised / len(red),
+            "oracle_quality_initial": sum(q_before) / len(red), "oracle_quality_revised": sum(q_after) / len(red),
+            "oracle_quality_helpful": sum(q_help) / len(q_help) if q_help else None,
             "steps": len(losses), "loss_last": losses[-1], "records": records[:5]}
 
 
@@ -128,7 +156,7 @@ def preference_pairs(policy: Policy, inp: StageInputs, items: list[PromptItem]) 
 
 def rl_cai(policy: Policy, inp: StageInputs) -> dict[str, Any]:
     cfg = inp.cfg
-    items = prompt_pool(inp.world_dir, RED_TEAM_KINDS, cfg.rl_cai_prompts, cfg.seed + 1)
+    items = prompt_pool(inp.world_dir, PREFERENCE_KINDS, cfg.rl_cai_prompts, cfg.seed + 1, cfg.prompt_paraphrase)
     pairs = preference_pairs(policy, inp, items)
     n = len(pairs["items"])
     res: dict[str, Any] = {"feedback": inp.feedback.name, "prompts": len(items), "pairs": n,
@@ -171,7 +199,7 @@ def _reward_model(policy: Policy, inp: StageInputs, ra, rb, pairs) -> dict[str, 
 
 def character(policy: Policy, inp: StageInputs) -> dict[str, Any]:
     cfg = inp.cfg
-    items = prompt_pool(inp.world_dir, TRAIT_KINDS, cfg.character_prompts, cfg.seed + 2)
+    items = prompt_pool(inp.world_dir, TRAIT_KINDS, cfg.character_prompts, cfg.seed + 2, cfg.prompt_paraphrase)
     chosen = inp.feedback.teach(items, inp.traits.system_prompt())
     student = [[m for m in it.messages if m["role"] != "system"] for it in items]
     rejected = respond(policy, student, cfg.max_new_tokens, temperature=0.0)
