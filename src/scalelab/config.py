@@ -183,7 +183,7 @@ class PosttrainConfig:
     lr: float = 1e-3
     batch_size: int = 16
     max_len: int = 128
-    sft_epochs: float = 2.0
+    sft_epochs: float = 1.0  # over the dialogues and their paraphrased copies: each dialogue seen twice
     sft_paraphrases: int = 1  # paraphrased copies of each SFT dialogue (posttrain/paraphrase.py says why)
     sl_cai_prompts: int = 200
     sl_cai_rounds: int = 1  # critique → revision rounds (the paper uses up to 4)
