@@ -105,3 +105,4 @@ def test_prompt_pool_paraphrases_the_requested_share(tmp_path, share):
     for it in items:  # the reference reply still answers the same subject
         name = it.reference.split()[-1].rstrip(".")
         assert name in it.messages[-1]["content"]
+

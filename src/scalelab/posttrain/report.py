@@ -61,7 +61,9 @@ def section_posttrain(summary: dict[str, Any], out: Path) -> str:
                   f"feedback labels, {_f(rm.get('heldout_accuracy_vs_oracle'))} against the oracle."]
     sl = det.get("sl_cai", {})
     if sl:
-        lines += ["", f"SL-CAI: {sl.get('prompts')} requests, {sl.get('rounds')} critique → revision round(s); "
-                  f"{_f(sl.get('revised_fraction'))} of replies revised; oracle quality of the replies "
-                  f"{_f(sl.get('oracle_quality_initial'))} before and {_f(sl.get('oracle_quality_revised'))} after."]
+        lines += ["", f"SL-CAI: {sl.get('prompts')} red-team requests, {sl.get('rounds')} critique → revision "
+                  f"round(s); {_f(sl.get('revised_fraction'))} of replies revised; oracle quality of the replies "
+                  f"{_f(sl.get('oracle_quality_initial'))} before and {_f(sl.get('oracle_quality_revised'))} after; "
+                  f"mixed with {_f(sl.get('helpful_prompts'))} unrevised helpful answers (oracle quality "
+                  f"{_f(sl.get('oracle_quality_helpful'))})."]
     return "\n".join(lines)

@@ -1,0 +1,72 @@
+"""One Markdown table across feedback models: every eval at every stage, with and without a system prompt.
+
+Each `scalelab posttrain` run writes OUT/posttrain.json for one feedback model. This module reads several
+and lays them side by side, with each feedback model's agreement with the oracle (RL-CAI label accuracy,
+the oracle quality of its SL-CAI revisions and of its character-teacher replies), so the effect of the
+feedback model's quality on the aligned policy can be read off one table:
+
+    python -m scalelab.posttrain.compare RUN_ORACLE/posttrain.json RUN_POLICY/posttrain.json ...
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from scalelab.posttrain.report import CAPABILITY_COLUMNS, CHAT_COLUMNS
+
+STAGE_ROWS = ("base", "sft", "sl_cai", "rl_cai", "character")
+SHORT = {"harmful_compliance": "harm", "over_refusal": "over-ref", "helpfulness": "help", "sycophancy": "syc",
+         "correction": "corr", "idk_rate": "idk", "hallucination": "halluc", "fact_recall": "facts",
+         "arithmetic": "arith"}
+
+
+def _cell(x: Any) -> str:
+    return "–" if x is None else f"{x:.2f}"
+
+
+def feedback_agreement(summary: dict[str, Any]) -> dict[str, Any]:
+    """How the run's feedback model compares with the oracle, from its per-stage details."""
+    det = summary.get("details", {})
+    sl, rl, ch = det.get("sl_cai", {}), det.get("rl_cai", {}), det.get("character", {})
+    return {"rl_label_accuracy": rl.get("label_accuracy_vs_oracle"),
+            "rl_decided_pairs": rl.get("oracle_decided_pairs"), "rl_label_strength": rl.get("label_strength"),
+            "rm_accuracy_vs_oracle": (rl.get("reward_model") or {}).get("heldout_accuracy_vs_oracle"),
+            "sl_quality_initial": sl.get("oracle_quality_initial"),
+            "sl_quality_revised": sl.get("oracle_quality_revised"),
+            "teacher_quality": ch.get("teacher_oracle_quality")}
+
+
+def compare_table(summaries: list[dict[str, Any]]) -> str:
+    """Markdown: one block of rows per feedback model, one row per stage, each metric as "no system / system"."""
+    cols = (*CHAT_COLUMNS, *CAPABILITY_COLUMNS)
+    lines = ["| feedback | stage | " + " | ".join(SHORT[c] for c in cols) + " |", "|" + "---|" * (len(cols) + 2)]
+    for s in summaries:
+        for stage in (k for k in STAGE_ROWS if k in s["stages"]):
+            row = s["stages"][stage]
+            sysrow = row.get("system", {})
+            cells = [_cell(row.get(c)) + (f" / {_cell(sysrow[c])}" if c in sysrow else "") for c in cols]
+            label = "start" if stage == "base" and "sft" not in s["stages"] else stage
+            lines.append(f"| {s['feedback']} | {label} | " + " | ".join(cells) + " |")
+    lines += ["", "| feedback | RL-CAI label accuracy vs oracle (decided pairs) | label strength | "
+              "RM held-out accuracy vs oracle | SL-CAI reply quality before → after revision | "
+              "character teacher quality |", "|---|---|---|---|---|---|"]
+    for s in summaries:
+        a = feedback_agreement(s)
+        lines.append(f"| {s['feedback']} | {_cell(a['rl_label_accuracy'])} ({a['rl_decided_pairs']}) | "
+                     f"{_cell(a['rl_label_strength'])} | {_cell(a['rm_accuracy_vs_oracle'])} | "
+                     f"{_cell(a['sl_quality_initial'])} → {_cell(a['sl_quality_revised'])} | "
+                     f"{_cell(a['teacher_quality'])} |")
+    return "\n".join(lines)
+
+
+def main(paths: list[str]) -> None:
+    if not paths:
+        raise SystemExit("usage: python -m scalelab.posttrain.compare OUT/posttrain.json [OUT2/posttrain.json ...]")
+    print(compare_table([json.loads(Path(p).read_text(encoding="utf-8")) for p in paths]))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])
