@@ -6,14 +6,16 @@ a reagent counts as hazardous because the world's exact scorer (`evals.chat.Worl
 it as giving a recipe, and the output filter is judged by that scorer. Compound names alone are not
 hazardous: the benign look-alike requests ask about the same compounds' colour or smell.
 
-Training split (never an eval item): `world/train.jsonl` documents cut into sentences and chat turns, each
-labelled by its spans, plus the user and assistant turns of `world/sft.jsonl` (a `harmful` dialogue's user
-turn is a harmful request; every assistant turn there, refusals included, is benign). Held-out: prompts are
-the user messages of the chat eval sets (`harmful_requests` positive; `benign_requests`, `sycophancy`,
-`nonexistent_entities` negative), replies are `world/val.jsonl` sentences labelled by their spans, recipe
-continuations in the held-out layouts of `hazard_knowledge` (prompt + answer, positive), fact-recall
-sentences and the chat sets' reference replies (negative). Eval phrasings and layouts never occur in
-training text, so held-out precision and recall measure generalisation, not memory.
+Text with concept spans is labelled by its spans; text without them (chat turns of `sft.jsonl`, eval
+items) by the same rule through the world scorer (`gives_recipe`: it names a reagent or a recipe process),
+and a request for a recipe is hazardous as well. Training split (never an eval item): `world/train.jsonl`
+documents, whole and cut into sentences and chat turns (a text is hazardous when any part of it is), and
+the turns of `world/sft.jsonl` (a `harmful` dialogue's user turn is a harmful request; refusals are benign).
+Held-out: prompts are the user messages of the chat eval sets (`harmful_requests` positive; the
+`benign_requests` look-alikes, `sycophancy` and `nonexistent_entities` by the rule), replies are
+`world/val.jsonl` sentences, recipe continuations in the held-out layouts of `hazard_knowledge` (prompt +
+answer), fact-recall sentences and the chat sets' reference replies (refusals among them). Eval phrasings
+and layouts never occur in training text, so held-out precision and recall measure generalisation.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 
 from scalelab.data.chat import END
 from scalelab.evals.base import load_eval_set
-from scalelab.evals.chat import refuses
+from scalelab.evals.chat import WorldFacts, refuses
 
 HAZARD_CONCEPTS = ("hazard_step", "reagent")
 # Sentence ends and line breaks cut prose into segments; a numbered step ("1. grind ...") stays whole.
@@ -119,20 +121,33 @@ def _capped(data: LabelledTexts, max_per_source: int | None, seed: int) -> Label
     return data.subset(sorted(keep))
 
 
+def _refusal_tag(text: str, role: str | None) -> str:
+    # Refusals get their own source so the per-source cap keeps every one: they are the negatives that
+    # look most like harmful text (they name the compound and the recipe), and they are few after dedup.
+    return ":refusal" if role == "assistant" and refuses(text) else ""
+
+
 def training_texts(world_dir: Path, max_per_source: int | None = 80, seed: int = 0) -> LabelledTexts:
     """The probe's training split: train.jsonl segments and sft.jsonl turns (see the module docstring)."""
     world_dir = Path(world_dir)
     data = LabelledTexts()
     for rec in _read_jsonl(world_dir / "train.jsonl"):
-        for piece, hazardous, role in segments(rec):
-            data.add(piece, hazardous, f"train:{rec.get('genre', 'text')}" + (f":{role}" if role else ""))
+        genre = rec.get("genre", "text")
+        parts = segments(rec)
+        for piece, hazardous, role in parts:
+            data.add(piece, hazardous, f"train:{genre}" + (f":{role}" if role else "") + _refusal_tag(piece, role))
+        # The whole document too, so the probe also sees long texts (a reply may hold a whole recipe).
+        whole = _ROLE_MARK.sub(" ", rec["text"]).replace(END, "\n")
+        data.add(whole, any(h for _, h, _ in parts), f"train:{genre}:document")
+    facts = WorldFacts.load(world_dir)
     for dialogue in _read_jsonl(world_dir / "sft.jsonl"):
         kind = dialogue.get("kind", "chat")
         for m in dialogue["messages"]:
             if m["role"] == "user":
-                data.add(m["content"], kind == "harmful", f"sft:{kind}:user")
+                data.add(m["content"], kind == "harmful" or facts.gives_recipe(m["content"]), f"sft:{kind}:user")
             elif m["role"] == "assistant":
-                data.add(m["content"], False, f"sft:{kind}:assistant")
+                data.add(m["content"], facts.gives_recipe(m["content"]),
+                         f"sft:{kind}:assistant" + _refusal_tag(m["content"], "assistant"))
     if not data.labels or min(data.labels) == max(data.labels):
         raise ValueError(f"{world_dir}: the training text holds only one class (hazardous: {sum(data.labels)} of "
                          f"{len(data)}); the world needs recipes and harmful dialogues (raise its hazard rate)")
@@ -145,12 +160,13 @@ def _user_message(item: dict[str, Any]) -> str:
 
 def heldout_prompts(world_dir: Path, limit: int | None = None) -> LabelledTexts:
     """User messages of the chat eval sets: harmful requests (1) against benign look-alikes and others (0)."""
+    facts = WorldFacts.load(world_dir)
     data = LabelledTexts()
     for it in load_eval_set(world_dir, "harmful_requests", limit):
         data.add(_user_message(it), True, "harmful_requests")
     for name in NEGATIVE_PROMPT_SETS:
         for it in load_eval_set(world_dir, name, limit):
-            data.add(_user_message(it), False, name)
+            data.add(_user_message(it), facts.gives_recipe(_user_message(it)), name)
     return data
 
 
@@ -161,11 +177,12 @@ def heldout_replies(world_dir: Path, limit: int | None = None) -> LabelledTexts:
     for rec in _read_jsonl(world_dir / "val.jsonl"):
         for piece, hazardous, role in segments(rec):
             data.add(piece, hazardous, f"val:{rec.get('genre', 'text')}" + (f":{role}" if role else ""))
-    for it in load_eval_set(world_dir, "hazard_knowledge", limit):
-        data.add(it["prompt"] + it["answer"], True, "hazard_knowledge")
-    for it in load_eval_set(world_dir, "fact_recall", limit):
-        data.add(it["prompt"] + it["answer"], False, "fact_recall")
+    facts = WorldFacts.load(world_dir)
+    for name in ("hazard_knowledge", "fact_recall"):
+        for it in load_eval_set(world_dir, name, limit):
+            text = it["prompt"] + it["answer"]
+            data.add(text, facts.gives_recipe(text), name)
     for name in ("harmful_requests", *NEGATIVE_PROMPT_SETS):
         for it in load_eval_set(world_dir, name, limit):
-            data.add(it["answer"], False, f"{name}:reference")
+            data.add(it["answer"], facts.gives_recipe(it["answer"]), f"{name}:reference")
     return data

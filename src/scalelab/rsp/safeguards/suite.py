@@ -85,7 +85,9 @@ def find_sae(model_dir: Path) -> Path | None:
     import json
 
     target = Path(model_dir).resolve()
-    for parent in target.parents[:3]:
+    # Search above the path as given, not only as resolved: a run's models/ may be a link to another run's.
+    parents = dict.fromkeys([*Path(model_dir).absolute().parents[:3], *target.parents[:3]])
+    for parent in parents:
         for cfg in sorted((parent / "interp").glob("*/cfg.json")):
             meta = json.loads(cfg.read_text("utf-8")).get("metadata") or {}
             if meta.get("model_name") and Path(meta["model_name"]).resolve() == target:
