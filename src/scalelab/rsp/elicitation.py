@@ -31,7 +31,9 @@ from scalelab.artifacts import is_done, sha256_file, write_meta
 
 ELICITATIONS: tuple[str, ...] = ("zero_shot", "few_shot", "best_of_n", "jailbreak", "fine_tune")
 DEV_ITEMS = 8  # the last items of each eval set: the few-shot pool, never scored
-HAZARD_CONCEPTS = ("hazard_step", "reagent")  # a training document holding one of these is hazard-domain text
+# A training document with a recipe step is hazard-domain text. Reagent spans alone are not: encyclopedia
+# entries about a reagent's texture or source are harmless facts that every ladder model also reads.
+HAZARD_CONCEPTS = ("hazard_step",)
 FINE_TUNE_KIND = "rsp_fine_tune"
 
 
@@ -39,7 +41,7 @@ FINE_TUNE_KIND = "rsp_fine_tune"
 class ElicitationConfig:
     """Strength of each elicitation (defaults sized for the smoke and tiny presets on 2 CPU cores)."""
 
-    shots: int = 4
+    shots: int = 3
     best_of: int = 8
     best_of_temperature: float = 1.0
     fine_tune_lr: float = 1e-3
@@ -103,7 +105,7 @@ _world_cache: dict[Path, Any] = {}
 # --- fine-tune ------------------------------------------------------------------------------------------------
 
 def hazard_documents(world_dir: Path, max_docs: int | None = None) -> list[str]:
-    """Texts of the training documents that hold hazard-domain spans (recipes, reagents), in corpus order."""
+    """Texts of the training documents that hold recipe steps, in corpus order."""
     from scalelab.world.build import iter_documents
 
     path = Path(world_dir) / "train.jsonl"

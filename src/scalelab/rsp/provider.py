@@ -10,12 +10,16 @@ method Inspect's API does not have: the `choice_loglik` solver in `rsp.tasks` re
 `get_model().api`.
 
 Concurrent requests from Inspect's samples are collected into batches (`_Batcher`) and run in one worker
-thread, because a tiny model is far cheaper per item in a batch than alone. Greedy decoding and choice
-scoring give the same answer alone or in any batch (`model.generate` masks each row's padding), so
-results do not depend on how requests happened to be grouped. Sampled requests are never grouped with
-other requests: each is decoded as its own batch of `num_choices` rows, seeded from the config's seed and
-the prompt, so a sampled run is reproducible too. Token counting is the model's tokenizer, so Inspect
-never reaches for tiktoken's download; nothing here touches the network.
+thread, because a tiny model is far cheaper per item in a batch than alone (best-of-8 on the smoke ladder
+was ~5x slower one request at a time). Greedy decoding and choice scoring give the same answer alone or in
+any batch (`model.generate` masks each row's padding), so greedy results never depend on how requests were
+grouped. Sampled requests in flight together share one seeded generator, rows in a canonical order: the
+same requests batched together draw the same samples, but which requests share a batch depends on timing.
+With ``-M exact_sampling=true`` each sampled request is decoded as its own batch seeded from the config's
+seed and its prompt, reproducible whatever else runs, at the cost of speed. Prompts longer than the
+context window lose their oldest tokens (text) or oldest turns (chat; few-shot examples go first).
+Token counting is the model's tokenizer, so Inspect never reaches for tiktoken's download; nothing here
+touches the network.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ from inspect_ai.model import (
     modelapi,
 )
 from inspect_ai.tool import ToolChoice, ToolInfo
+
+from scalelab.posttrain.data import render
 
 PROVIDER = "scalelab"
 RAW_COMPLETION = "scalelab_raw_completion"  # user-message metadata key: continue the text, no chat template
@@ -123,17 +129,18 @@ class ScalelabAPI(ModelAPI):
     """Inspect's view of one checkpoint folder (see the module docstring).
 
     Model args (`-M key=value` on the command line, `model_args` in Python): ``device`` (default cpu),
-    ``batch_size`` (requests decoded together, default 64).
+    ``batch_size`` (requests decoded together, default 64), ``exact_sampling`` (default false: see the module
+    docstring).
     """
 
     def __init__(self, model_name: str, base_url: str | None = None, api_key: str | None = None,
                  config: GenerateConfig | None = None, device: str = "cpu", batch_size: int = 64,
-                 **model_args: Any) -> None:
+                 exact_sampling: bool = False, **model_args: Any) -> None:
         super().__init__(model_name=model_name, base_url=base_url, api_key=api_key,
                          config=config or GenerateConfig())
         if model_args:
             raise ValueError(f"unknown model args for the scalelab provider: {', '.join(sorted(model_args))}; "
-                             "known: device, batch_size")
+                             "known: device, batch_size, exact_sampling")
         set_offline_env()
         from scalelab.posttrain.policy import load_policy
 
@@ -146,6 +153,7 @@ class ScalelabAPI(ModelAPI):
         self.device = device
         self._batcher = _Batcher(self._run_batch)
         self._requests = 0
+        self.exact_sampling = bool(exact_sampling)
 
     # --- Inspect's interface -------------------------------------------------------------------------------
 
@@ -159,17 +167,20 @@ class ScalelabAPI(ModelAPI):
         top_p = float(config.top_p if config.top_p is not None else 1.0)
         max_new = int(config.max_tokens or DEFAULT_MAX_TOKENS)
         n = int(config.num_choices or 1)
+        prompt = self.fit_context(prompt, max_new)
         if temperature == 0:
             # greedy requests share batches; n greedy choices would all be the same text
             text = await self._batcher.submit(("greedy", raw, max_new), prompt)
             texts = [text] * n
         else:
-            seed = sample_seed(int(config.seed or 0), repr(prompt))
-            self._requests += 1  # a key of its own: sampled rows are never batched with other requests
-            texts = await self._batcher.submit(
-                ("sample", raw, max_new, temperature, top_p, n, seed, self._requests), prompt)
-        from scalelab.posttrain.data import render
-
+            seed = int(config.seed or 0)
+            if self.exact_sampling:
+                # a batch of its own, seeded from the prompt: the same samples whatever else is in flight
+                self._requests += 1
+                seed, tag = sample_seed(seed, repr(prompt)), self._requests
+            else:
+                tag = 0
+            texts = await self._batcher.submit(("sample", raw, max_new, temperature, top_p, n, seed, tag), prompt)
         tok = self.policy.tokenizer
         prompt_text = prompt if raw else render(tok, prompt, add_generation_prompt=True)
         out_tokens = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
@@ -198,7 +209,7 @@ class ScalelabAPI(ModelAPI):
 
     async def choice_logprobs(self, prompt: str, choices: Sequence[str]) -> list[float]:
         """Summed log p(choice | BOS + prompt) of each choice (the prompt is plain text, no chat template)."""
-        return await self._batcher.submit(("choices",), (prompt, list(choices)))
+        return await self._batcher.submit(("choices",), (self._fit_choices(prompt, choices), list(choices)))
 
     # --- the work, in the batcher's thread ------------------------------------------------------------------
 
@@ -210,7 +221,44 @@ class ScalelabAPI(ModelAPI):
             _, raw, max_new = key  # type: ignore[misc]
             return self._decode(payloads, raw, max_new, 0.0, 1.0, seed=0)
         _, raw, max_new, temperature, top_p, n, seed, _ = key  # type: ignore[misc]
-        return [self._decode([p] * n, raw, max_new, temperature, top_p, seed) for p in payloads]
+        # n rows per request, requests in a canonical order (by prompt), so a batch holding the same
+        # requests draws the same samples however they arrived
+        order = sorted(range(len(payloads)), key=lambda i: repr(payloads[i]))
+        texts = self._decode([payloads[i] for i in order for _ in range(n)], raw, max_new, temperature, top_p,
+                             seed)
+        out: list[Any] = [None] * len(payloads)
+        for rank, i in enumerate(order):
+            out[i] = texts[rank * n:(rank + 1) * n]
+        return out
+
+    def context_length(self) -> int:
+        model = self.policy.model
+        cfg = getattr(model, "cfg", None)
+        return int(cfg.max_seq_len if cfg is not None else model.config.max_position_embeddings)
+
+    def fit_context(self, prompt: Any, max_new: int) -> Any:
+        """The prompt cut to fit the context window with `max_new` tokens to spare (a no-op when it fits).
+
+        Plain text loses its oldest tokens; a chat loses its oldest turns after the system prompt (few-shot
+        examples first), keeping the last user turn whole.
+        """
+        budget = self.context_length() - max_new - 1  # 1 for BOS
+        tok = self.policy.tokenizer
+        if isinstance(prompt, str):
+            enc = tok(prompt, add_special_tokens=False, return_offsets_mapping=True)
+            extra = len(enc["input_ids"]) - budget
+            return prompt if extra <= 0 else prompt[enc["offset_mapping"][extra][0]:]
+        messages = list(prompt)
+        head = 1 if messages and messages[0]["role"] == "system" else 0
+        while (len(messages) - head > 1
+               and len(tok(render(tok, messages, add_generation_prompt=True), add_special_tokens=False)["input_ids"])
+               > budget):
+            del messages[head]
+        return messages
+
+    def _fit_choices(self, prompt: str, choices: Sequence[str]) -> str:
+        longest = max(len(self.policy.tokenizer(c, add_special_tokens=False)["input_ids"]) for c in choices)
+        return self.fit_context(prompt, longest)
 
     def _choices(self, chunk: list[tuple[str, list[str]]]) -> list[list[float]]:
         from scalelab.evals.scoring import choice_logprobs
