@@ -92,6 +92,33 @@ def test_rerun_reuses_every_run(smoke):
     assert trained == [], trained
 
 
+def test_parallel_sweep_trains_the_same_models_as_sequential(smoke, tmp_path):
+    """Two worker processes give bit-identical runs to the sequential sweep (training is deterministic)."""
+    from scalelab.pipeline import Context
+    from scalelab.registry import Registry
+    from scalelab.scaling.planner import SweepPlan
+    from scalelab.scaling.sweep import parallel_train, plan_for, sweep_workers
+
+    out, summary, _ = smoke
+    cfg = preset("smoke")
+    for name in ("shards", "tokenizer"):
+        (tmp_path / name).symlink_to(out / name)
+    full = plan_for(cfg, int(summary["shards"]["train_tokens"]))
+    cheapest = sorted(full.runs, key=lambda r: r.flops)[:3]
+    plan = SweepPlan(runs=tuple(cheapest), budgets=full.budgets, holdout_budget=full.holdout_budget,
+                     spec=full.spec)
+    ctx = Context(cfg=cfg, out=tmp_path, registry=Registry(tmp_path / "runs.sqlite"), log=lambda _: None)
+    parallel_train(ctx, plan, workers=2)
+    for run in cheapest:
+        par = json.loads((tmp_path / "scaling" / "runs" / run.name / "result.json").read_text())
+        seq = json.loads((out / "scaling" / "runs" / run.name / "result.json").read_text())
+        assert par["final_val_loss"] == seq["final_val_loss"], run.name
+    assert len(Registry(tmp_path / "runs.sqlite").runs()) == 3
+    assert sweep_workers(0, "cpu", 14) >= 1 and sweep_workers(5, "cpu", 2) == 2
+    with pytest.raises(ConfigError, match="scaling.workers"):
+        sweep_workers(-1, "cpu", 3)
+
+
 def _records(n_fitted: int, loss: float = 3.0) -> list[dict]:
     rows = []
     for i in range(n_fitted):

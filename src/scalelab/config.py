@@ -160,6 +160,7 @@ class ScalingConfig:
     min_steps: int = 20
     min_each_side: int = 1  # sizes on each side of the prior optimum in every IsoFLOP profile
     batch_size: int = 0  # sequences per step of sweep runs (0: train.batch_size); the planner may halve it
+    workers: int = 1  # sweep runs trained at once, one torch thread each (0: one per CPU core on CPU)
     param_kind: str = "total"  # N of the fits: "total" (Hoffmann et al.) or "non_embedding" (Kaplan et al.)
     n_bootstrap: int = 200
     eval_items: int = 0  # eval items per set scored for each sweep run (0: evals.max_items)
@@ -289,6 +290,9 @@ def _smoke() -> RunConfig:
                               batch_size=512, dead_tokens=20_000, concept_rows=32, feature_rows=32)
     cfg.posttrain = PosttrainConfig(sft_epochs=1.0, sl_cai_prompts=24, rl_cai_prompts=32, character_prompts=24,
                                     eval_items=16, max_new_tokens=24, batch_size=8)
+    # seconds, not science: 16 items per set, the fine-tune elicitation on the largest rung only, no
+    # safeguards measurement (they train a probe per model that needs them)
+    cfg.rsp = RSPConfig(limit=16, elicitations=["zero_shot", "fine_tune"], safeguards=False)
     return cfg
 
 
@@ -305,6 +309,10 @@ def _tiny() -> RunConfig:
                                 tokens_per_param_prior=10.0, min_steps=64)
     # d4: the best fact recall of the tiny ladder at about half d5's cost per step (3-minute budget)
     cfg.posttrain = PosttrainConfig(depth=4)
+    # 8 assessments (4 rungs + 4 post-trained stages) inside the stage's time budget: few-shot prompting
+    # and jailbreaks add little on the policy's evals at this size (few-shot measured no stronger than
+    # zero-shot on tiny-world models; jailbreaks apply only to harmful_compliance), so they are left out here
+    cfg.rsp = RSPConfig(elicitations=["zero_shot", "best_of_n", "fine_tune"])
     return cfg
 
 
@@ -322,6 +330,7 @@ def _gpu() -> RunConfig:
     )
     cfg.evals = EvalConfig(max_items=500, batch_size=64)
     cfg.ladder = [4, 6, 8, 12]
+    cfg.rsp = RSPConfig(limit=0)  # every item of every set, every elicitation the policy requires
     return cfg
 
 

@@ -15,12 +15,14 @@ data worth nearly as much as fresh data, so the sweep may repeat the corpus up t
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
 from scalelab import artifacts
 from scalelab.config import ConfigError, EvalConfig, ModelConfig, RunConfig, ScalingConfig, TrainConfig, to_dict
-from scalelab.scaling.planner import SweepPlan, SweepSpec, plan_sweep
+from scalelab.scaling.planner import PlannedRun, SweepPlan, SweepSpec, plan_sweep
+from scalelab.train.optim import pick_device
 
 # Training-config fields that change how a run is watched, not what it computes: not part of its identity.
 _WATCH_ONLY = ("progress", "log_every")
@@ -80,30 +82,84 @@ def run_sweep(ctx: Any, plan: SweepPlan, *, with_evals: bool = True) -> list[dic
     """Train (or reuse) every planned run, then score it; one record per run, in plan order.
 
     A record is the run's `result.json` plus `budget`, `holdout`, `depth`, `lr`, `batch_size`, `dir`, and
-    `evals` (None without a world to score against).
+    `evals` (None without a world to score against). With `scaling.workers` > 1 the runs train in that many
+    processes at once (see `parallel_train`); training is deterministic, so the records are the same.
     """
-    from scalelab.pipeline import stage
-    from scalelab.train import pretrain
-
     cfg: RunConfig = ctx.cfg
-    shards, tokenizer = ctx.path("shards"), ctx.path("tokenizer")
+    workers = sweep_workers(cfg.scaling.workers, cfg.train.device, len(plan.runs))
+    if workers > 1:
+        parallel_train(ctx, plan, workers)  # every run finished on disk; the loop below then reuses them
     records = []
     for run in plan.runs:
+        result = train_run(ctx, run)
         run_dir = ctx.path("scaling", "runs", run.name)
-        model_cfg = sweep_model(cfg, run.depth)
-        train_cfg = run_train_config(cfg, run.tokens, run.batch_size)
-
-        def build(d: Path, model_cfg=model_cfg, train_cfg=train_cfg, name=run.name) -> dict[str, Any]:
-            return pretrain(model_cfg, train_cfg, shards, d, tokenizer_dir=tokenizer, resume=True, name=name)
-
-        result = stage(ctx, f"scaling:{run.name}", "model", run_dir,
-                       run_identity(cfg, run.depth, run.tokens, run.batch_size),
-                       [shards, tokenizer], build)
         evals = run_evals(ctx, run.name, run_dir) if with_evals else None
         records.append({**result, "name": run.name, "depth": run.depth, "budget": run.budget,
                         "holdout": run.holdout, "lr": run.lr, "batch_size": run.batch_size,
                         "dir": str(run_dir), "evals": evals})
     return records
+
+
+def train_run(ctx: Any, run: PlannedRun) -> dict[str, Any]:
+    """Train one planned run as a skippable artifact (`DIR/scaling/runs/<name>`); its `result.json`."""
+    from scalelab.pipeline import stage
+    from scalelab.train import pretrain
+
+    cfg: RunConfig = ctx.cfg
+    shards, tokenizer = ctx.path("shards"), ctx.path("tokenizer")
+    model_cfg = sweep_model(cfg, run.depth)
+    train_cfg = run_train_config(cfg, run.tokens, run.batch_size)
+
+    def build(d: Path) -> dict[str, Any]:
+        return pretrain(model_cfg, train_cfg, shards, d, tokenizer_dir=tokenizer, resume=True, name=run.name)
+
+    return stage(ctx, f"scaling:{run.name}", "model", ctx.path("scaling", "runs", run.name),
+                 run_identity(cfg, run.depth, run.tokens, run.batch_size), [shards, tokenizer], build)
+
+
+def sweep_workers(requested: int, device: str, n_runs: int) -> int:
+    """How many sweep runs train at once: `requested`, or with 0 one per CPU core on CPU and 1 on an accelerator.
+
+    The sweep's models are so small that one of them cannot keep two cores busy (their matmuls are a few
+    dozen columns wide; per-step overhead dominates), so on CPU, runs side by side with one thread each
+    finish sooner than runs one after another with every thread each.
+    """
+    if requested < 0:
+        raise ConfigError(f"scaling.workers={requested} must be >= 0 (0: one per CPU core on CPU)")
+    if requested == 0:
+        requested = 1 if pick_device(device).type != "cpu" else (os.cpu_count() or 1)
+    return max(1, min(requested, n_runs))
+
+
+def parallel_train(ctx: Any, plan: SweepPlan, workers: int) -> None:
+    """Train the plan's unfinished runs in `workers` processes with one torch thread each, longest first.
+
+    Each process rebuilds the context from the run directory (config, registry path) and goes through the
+    same `train_run`, so a finished run is skipped there too and the registry (SQLite, WAL) records each
+    run from the process that trained it. A failed run fails the sweep with its error.
+    """
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    runs = sorted(plan.runs, key=lambda r: r.flops, reverse=True)
+    ctx.log(f"[scaling] training {len(runs)} sweep runs in {workers} processes")
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(_train_in_worker, ctx.cfg, str(ctx.out), str(ctx.registry.path), run)
+                   for run in runs]
+        for f in futures:
+            f.result()
+
+
+def _train_in_worker(cfg: RunConfig, out: str, registry: str, run: PlannedRun) -> None:
+    import torch
+
+    from scalelab.pipeline import Context
+    from scalelab.registry import Registry
+
+    torch.set_num_threads(1)
+    ctx = Context(cfg=cfg, out=Path(out), registry=Registry(Path(registry)),
+                  log=lambda msg: print(msg, flush=True))
+    train_run(ctx, run)
 
 
 def run_evals(ctx: Any, name: str, model_dir: Path) -> dict[str, Any]:
