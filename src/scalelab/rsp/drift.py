@@ -7,7 +7,9 @@ and a paired test has far more power than comparing two rates: for 0/1 outcomes 
 differences; beside it, a paired bootstrap 95% interval on the difference of means (B − A). Running
 several evals is several tests, so the p-values are Holm-corrected and a difference is called *real*
 when its corrected p-value is below α (default 0.05): the chance of flagging any eval when nothing
-changed stays ≤ α.
+changed stays ≤ α. The verdict is the test's; the interval describes the size of a difference, is not
+corrected for multiplicity, and with only a few discordant items it can exclude 0 where the exact test
+does not reject.
 
 The eval suite (`run_suite`): the chat evals of `evals.chat` (harmful compliance, over-refusal,
 helpfulness, sycophancy, honesty: exact world scorers, per item) on replies generated with the version's
