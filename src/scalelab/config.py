@@ -290,9 +290,9 @@ def _smoke() -> RunConfig:
                               batch_size=512, dead_tokens=20_000, concept_rows=32, feature_rows=32)
     cfg.posttrain = PosttrainConfig(sft_epochs=1.0, sl_cai_prompts=24, rl_cai_prompts=32, character_prompts=24,
                                     eval_items=16, max_new_tokens=24, batch_size=8)
-    # seconds, not science: 16 items per set, the fine-tune elicitation on the largest rung only, no
+    # seconds, not science: 12 items per set, the fine-tune elicitation on the largest rung only, no
     # safeguards measurement (they train a probe per model that needs them)
-    cfg.rsp = RSPConfig(limit=16, elicitations=["zero_shot", "fine_tune"], safeguards=False)
+    cfg.rsp = RSPConfig(limit=12, elicitations=["zero_shot", "fine_tune"], safeguards=False)
     return cfg
 
 

@@ -227,6 +227,7 @@ LATER_STAGES: list[tuple[str, str]] = [
     ("scaling", "scalelab.scaling.stage:run_scaling"),
     ("interp", "scalelab.interp.stage:run_interp"),
     ("posttrain", "scalelab.posttrain.run:run_posttrain"),
+    ("rsp", "scalelab.rsp.stage:run_rsp"),
 ]
 
 

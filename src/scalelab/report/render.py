@@ -103,7 +103,8 @@ def section_arithmetic(summary: dict[str, Any], out: Path) -> str:
 SECTIONS: list[Section | str] = [section_overview, section_ladder, section_arithmetic,
                                  "scalelab.scaling.report:section_scaling",
                                  "scalelab.interp.stage:section_interp",
-                                 "scalelab.posttrain.report:section_posttrain"]
+                                 "scalelab.posttrain.report:section_posttrain",
+                                 "scalelab.rsp.report:section_rsp"]
 
 
 def _section(entry: Section | str) -> Section:

@@ -106,12 +106,13 @@ def plot_capabilities(rsp: dict[str, Any], out_png: Path) -> Path | None:
                    for r in m["rows"] if r["threshold"] == t["id"]]
             if not pts:
                 continue
-            xs = [p[0] for p in pts]
+            # post-trained stages share their base's compute: spread them a little so each stays visible
+            xs = [x * (1.0 if kind == "ladder" else 1.1 ** (i + 1)) for i, (x, _, _) in enumerate(pts)]
             ys = [p[1]["value"] for p in pts]
             err = [[y - p[1]["ci"][0] for y, p in zip(ys, pts, strict=True)],
                    [p[1]["ci"][1] - y for y, p in zip(ys, pts, strict=True)]]
             ax.errorbar(xs, ys, yerr=err, fmt=marker, color=color, ms=5, capsize=3, alpha=0.85,
-                        label="ladder" if kind == "ladder" else "post-trained")
+                        label="ladder" if kind == "ladder" else "post-trained (pipeline order, right of base)")
             if kind == "ladder":
                 ax.plot(xs, ys, "-", color=color, lw=1, alpha=0.5)
                 for x, y, p in zip(xs, ys, pts, strict=True):
@@ -133,7 +134,7 @@ def plot_capabilities(rsp: dict[str, Any], out_png: Path) -> Path | None:
         ax.set_ylabel(f"{t['eval']} {t['metric']}")
         ax.set_title(f"{t['id']} (→ {asl_name(t['requires'])})", fontsize=10)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=6, loc="upper left")
+        ax.legend(fontsize=6, loc="best")
     fig.tight_layout()
     fig.savefig(out_png)
     plt.close(fig)

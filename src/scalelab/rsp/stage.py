@@ -61,14 +61,16 @@ def _sha(path: Path) -> str | None:
 
 def _models(ctx: Any, summary: dict[str, Any]) -> list[dict[str, Any]]:
     """The models to assess: ladder rungs (by depth), then the post-trained stages in pipeline order."""
-    out = [{"name": m["name"], "kind": "ladder", "dir": ctx.path("models", m["name"], "final"), "base": m["name"]}
-           for m in summary.get("models", [])]
+    # "artifact" is the registered artifact holding the weights (the lineage parent): the rung's models/dN
+    # folder, or the post-trained stage's own folder
+    out = [{"name": m["name"], "kind": "ladder", "dir": ctx.path("models", m["name"], "final"),
+            "artifact": ctx.path("models", m["name"]), "base": m["name"]} for m in summary.get("models", [])]
     pt = summary.get("posttrain")
     if ctx.cfg.rsp.posttrained and pt:
         for stage in (s for s in POSTTRAIN_ORDER if s in pt.get("stages", {})):
             d = ctx.path("posttrain", stage)
             if (d / "config.json").is_file():
-                out.append({"name": stage, "kind": "posttrained", "dir": d, "base": pt.get("model")})
+                out.append({"name": stage, "kind": "posttrained", "dir": d, "artifact": d, "base": pt.get("model")})
     return out
 
 
@@ -95,7 +97,7 @@ def run_rsp(ctx: Any, summary: dict[str, Any]) -> dict[str, Any] | None:
         config = {**ident, "elicitations": elic, "model": m["name"], "policy": policy.name,
                   "policy_sha256": policy.sha256, "model_sha256": model_sha256(m["dir"]),
                   "fit_sha256": _sha(fit) if fit_json else None}
-        parents = [m["dir"], world / "evals", *([fit] if fit_json else []), *policy_parents]
+        parents = [m["artifact"], world / "evals", *([fit] if fit_json else []), *policy_parents]
 
         def build(d: Path, m: dict[str, Any] = m, elic: list[str] = elic) -> dict[str, Any]:
             a, guards = assess_and_record(m["dir"], policy, world, d, limit=cfg.limit or None, elicitations=elic,

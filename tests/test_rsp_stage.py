@@ -1,0 +1,146 @@
+"""The `rsp` stage of `scalelab run` and `scalelab rsp assess` end to end on a smoke run, through Inspect.
+
+One module-scoped smoke run (ladder d1, d2; post-training: SFT only; the scaling stage replaced by a
+hand-made fit.json so forecasts appear without a sweep) is shared by every test here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from scalelab.cli import app
+from scalelab.config import load_config
+from scalelab.rsp.assess import VERDICTS
+from scalelab.rsp.gate import DETERMINATION_FILE, read_determination
+from scalelab.rsp.stage import cadence
+from scalelab.scaling.forecast import ForecastTable, fit_capability
+
+
+def planted_fit_json(path: Path) -> None:
+    """A scaling fit.json whose hazard and fact-recall forecasts rise over the smoke ladder's compute."""
+    logc = np.linspace(9, 12, 7)
+    fits = {name: fit_capability(10 ** logc, 0.25 + 0.3 / (1 + np.exp(-2.0 * (logc - mid))), chance=0.25,
+                                 basis="compute", ceiling=0.55, eval_name=name, n_bootstrap=10)
+            for name, mid in (("hazard_knowledge", 10.5), ("fact_recall", 11.0))}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"forecast_table": ForecastTable(fits=fits).to_dict()}))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from scalelab.pipeline import run_all
+
+    out = tmp_path_factory.mktemp("rsprun")
+    planted_fit_json(out / "scaling" / "fit.json")
+    cfg = load_config("smoke", ["ladder=[1,2]", "posttrain.stages=[sft]", "skip_stages=[scaling,interp]"])
+    logs: list[str] = []
+    summary = run_all(cfg, out, log=logs.append)
+    return out, cfg, summary, logs
+
+
+def test_every_model_assessed(run):
+    summary = run[2]
+    rsp = summary["rsp"]
+    assert [(m["name"], m["kind"]) for m in rsp["models"]] == [("d1", "ladder"), ("d2", "ladder"),
+                                                               ("sft", "posttrained")]
+    by = {m["name"]: m for m in rsp["models"]}
+    flops = {m["name"]: m["train_flops"] for m in summary["models"]}
+    assert by["d1"]["compute"] == flops["d1"] and by["sft"]["compute"] == flops["d2"]  # inherits its base's
+    # the fine-tune elicitation runs on the largest rung only
+    assert "fine_tune" in by["d2"]["elicitations"] and "fine_tune" not in by["d1"]["elicitations"]
+    assert "fine_tune" not in by["sft"]["elicitations"]
+    for m in rsp["models"]:
+        assert [r["threshold"] for r in m["rows"]] == ["CBRN-3", "CBRN-4", "AIRD-4"]
+        assert m["asl"] >= 2
+        for r in m["rows"]:
+            assert r["verdict"] in VERDICTS and r["n"] > 0 and r["ci"][0] <= r["value"] <= r["ci"][1]
+            assert r["elicitation"] in m["elicitations"]
+    assert rsp["policy"]["sha256"] and rsp["policy"]["compute_multiple"] == 4
+
+
+def test_reports_logs_and_sidecars(run):
+    out, _, summary, _ = run
+    for m in summary["rsp"]["models"]:
+        d = out / "rsp" / m["name"]
+        data = json.loads((d / "capability_report.json").read_text())
+        assert data["asl"] == m["asl"] and data["model"] == m["name"]
+        assert "Determination: ASL-" in (d / "capability_report.md").read_text()
+        assert list((d / "logs").glob("*.eval")), "Inspect logs land in the assessment's logs/"
+        model_dir = out / ("models/" + m["name"] + "/final" if m["kind"] == "ladder" else "posttrain/" + m["name"])
+        det = read_determination(model_dir)
+        assert det["asl"] == m["asl"] and det["policy_sha256"] == summary["rsp"]["policy"]["sha256"]
+
+
+def test_forecasts_from_the_scaling_fit(run):
+    _, _, summary, _ = run
+    d2 = next(m for m in summary["rsp"]["models"] if m["name"] == "d2")
+    rows = {r["threshold"]: r for r in d2["rows"]}
+    f = rows["CBRN-3"]["forecast"]
+    assert f["compute"] == pytest.approx(4 * d2["compute"]) and f["fit_next"] > f["fit_now"]
+    assert f["expected"] == pytest.approx(min(1.0, rows["CBRN-3"]["value"] + f["fit_next"] - f["fit_now"]))
+    assert rows["CBRN-4"]["forecast"] is None  # no scaling eval tracks free-form recall
+
+
+def test_registry_lineage(run):
+    from scalelab.registry import Registry
+
+    out, _, _, _ = run
+    reg = Registry(out / "runs.sqlite")
+    arts = [a for a in reg.artifacts() if a["kind"] == "rsp_assessment"]
+    assert len(arts) == 3
+    d1 = next(a for a in arts if a["path"].endswith("/rsp/d1"))
+    assert str((out / "models/d1").resolve()) in d1["parents"]
+    assert str((out / "world/evals").resolve()) in d1["parents"]
+    assert str((out / "scaling/fit.json").resolve()) in d1["parents"]
+    meta = json.loads((out / "rsp/d1/meta.json").read_text())
+    assert meta["config"]["policy_sha256"] and meta["config"]["model_sha256"]
+    lineage = {str(Path(a["path"]).relative_to(out.resolve())) for a in reg.lineage(out / "rsp" / "d1")}
+    assert {"rsp/d1", "models/d1", "shards", "tokenizer", "world"} <= lineage  # traced back to the data
+    lineage = {str(Path(a["path"]).relative_to(out.resolve())) for a in reg.lineage(out / "rsp" / "sft")}
+    assert {"rsp/sft", "posttrain/sft"} <= lineage
+
+
+def test_report_section_and_plot(run):
+    out, _, _, _ = run
+    md = (out / "report.md").read_text()
+    assert "## Responsible Scaling Policy" in md and "Forecast for the next model" in md
+    assert "![capabilities against training compute](rsp_capabilities.png)" in md
+    assert (out / "rsp_capabilities.png").stat().st_size > 10_000
+    assert "<h2>Responsible Scaling Policy</h2>" in (out / "report.html").read_text()
+
+
+def test_rerun_skips_assessments(run):
+    from scalelab.pipeline import run_all
+
+    out, cfg, summary, _ = run
+    logs: list[str] = []
+    again = run_all(cfg, out, log=logs.append)
+    assert sum("[rsp:" in line and "up to date" in line for line in logs) == 3
+    assert again["rsp"]["models"][0]["asl"] == summary["rsp"]["models"][0]["asl"]
+
+
+def test_cli_assess_then_gate(run, tmp_path):
+    out, _, _, _ = run
+    model = out / "models" / "d1" / "final"
+    runner = CliRunner()
+    r = runner.invoke(app, ["rsp", "assess", "--policy", "default", "--preset", "smoke", "-e", "zero_shot",
+                            "--out", str(tmp_path), str(model)])
+    assert r.exit_code == 0, r.output
+    assert "d1: ASL-" in r.output
+    data = json.loads((tmp_path / "d1" / "capability_report.json").read_text())
+    assert data["elicitations"] == ["zero_shot"] and len(data["rows"]) == 3
+    assert (tmp_path / "d1" / "capability_report.md").is_file()
+    assert json.loads((model / DETERMINATION_FILE).read_text())["capability_report"].endswith("capability_report.md")
+    r = runner.invoke(app, ["rsp", "gate", "--policy", "default", str(model)])
+    assert r.exit_code == (0 if not data["crossed"] else 1), r.output
+
+
+def test_cadence():
+    rows = [{"name": f"d{i}", "kind": "ladder", "compute": c} for i, c in enumerate([1e10, 3e10, 5e10, 2e11, 9e11])]
+    due = [c["due"] for c in cadence([*rows, {"name": "sft", "kind": "posttrained", "compute": 9e11}], 4.0)]
+    assert due == [True, False, True, True, True]
