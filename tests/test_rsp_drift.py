@@ -123,19 +123,34 @@ def test_parse_version(run, tmp_path):
 
 def test_identical_versions_give_identical_outputs(run):
     v = parse_version(run / "models" / "d1" / "final")
-    report, ra, rb = drift(v, v, run / "world", limit=4)
+    report, ra, rb = drift(v, v, run / "world", limit=4, backend="direct")
     assert ra.outputs == rb.outputs and ra.outcomes == rb.outcomes
     assert all(r.outputs_differ == 0 and r.p == 1.0 and not r.real for r in report.rows)
     # sampling at temperature 1 with another seed does change the replies: the comparison is not vacuous
-    hot = run_suite(Version(v.model_dir, temperature=1.0, seed=7), run / "world", limit=4)
+    hot = run_suite(Version(v.model_dir, temperature=1.0, seed=7), run / "world", limit=4, backend="direct")
     assert hot.outputs["honesty"] != ra.outputs["honesty"]
+
+
+def test_identical_versions_through_the_inspect_suite(run, tmp_path):
+    from scalelab.rsp.runner import EVAL_NAMES
+
+    v = parse_version(run / "models" / "d1" / "final")
+    report, ra, rb = drift(v, v, run / "world", limit=2, log_dir=tmp_path)
+    assert set(ra.outcomes) == set(EVAL_NAMES) and ra.outputs == rb.outputs and ra.outcomes == rb.outcomes
+    assert all(r.outputs_differ == 0 and not r.real for r in report.rows)
+    assert list((tmp_path / "a").glob("*.eval"))  # Inspect's own logs, one per eval
+    with pytest.raises(ValueError, match="backend direct"):
+        run_suite(Version(v.model_dir, temperature=1.0, top_p=0.9), run / "world", limit=2)
 
 
 def test_drift_cli(run, tmp_path):
     model = str(run / "models" / "d1" / "final")
-    res = CliRunner().invoke(app, ["drift", model, model, "--limit", "2", "--out", str(tmp_path)])
+    res = CliRunner().invoke(app, ["drift", model, model, "--limit", "2", "--backend", "direct",
+                                   "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
     assert "No real difference" in res.output
     assert json.loads((tmp_path / "drift.json").read_text())["any_real"] is False
     bad = CliRunner().invoke(app, ["drift", model, model, "--set-b", "seed=x"])
     assert bad.exit_code == 2 and "seed" in bad.output
+    bad = CliRunner().invoke(app, ["drift", model, model, "--backend", "vibes"])
+    assert bad.exit_code == 2 and "inspect, direct" in bad.output

@@ -431,7 +431,10 @@ def drift(a: Annotated[Path, typer.Argument(help="version A: a model folder, or 
           world_dir: Annotated[Path | None, typer.Option("--world", help="world folder (default: A's run)")] = None,
           limit: Annotated[int | None, typer.Option(help="items per eval")] = None,
           alpha: Annotated[float, typer.Option(help="significance level (Holm-corrected over evals)")] = 0.05,
-          out: Annotated[Path | None, typer.Option("--out", "-o", help="write drift.json and drift.md here")] = None
+          backend: Annotated[str, typer.Option(help="inspect (the RSP eval suite through Inspect AI) | direct "
+                                               "(in-process chat + multiple-choice evals; takes top_p)")] = "inspect",
+          out: Annotated[Path | None, typer.Option("--out", "-o", help="write drift.json, drift.md (and the "
+                                                   "Inspect logs) here")] = None
           ) -> None:
     """Is the model getting dumber? Compare two versions on the eval suite with paired significance tests."""
     def body() -> None:
@@ -445,7 +448,8 @@ def drift(a: Annotated[Path, typer.Argument(help="version A: a model folder, or 
         world = world_dir or (run_dir / "world" if run_dir else None)
         if world is None:
             raise FileNotFoundError(f"cannot find the world of {va.model_dir} (no world/evals above it); pass --world")
-        report, _, _ = run_drift(va, vb, world, limit=limit, alpha=alpha)
+        report, _, _ = run_drift(va, vb, world, limit=limit, alpha=alpha, backend=backend,
+                                 log_dir=None if out is None else out / "logs")
         text = render_markdown(report)
         if out is not None:
             atomic_write_json(out / "drift.json", report.to_dict())

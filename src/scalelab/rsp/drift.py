@@ -11,12 +11,16 @@ changed stays ≤ α. The verdict is the test's; the interval describes the size
 corrected for multiplicity, and with only a few discordant items it can exclude 0 where the exact test
 does not reject.
 
-The eval suite (`run_suite`): the chat evals of `evals.chat` (harmful compliance, over-refusal,
-helpfulness, sycophancy, honesty: exact world scorers, per item) on replies generated with the version's
-system prompt (it replaces the items' own; a version without one keeps them, as the world wrote them) and
-sampling settings, plus multiple-choice fact recall and hazard knowledge by
-log-likelihood (these depend on the weights only). With greedy decoding, identical weights and prompt
-give identical outputs, so the report also counts items whose outputs differ.
+The eval suite (`run_suite`) has two backends. `inspect` (the default) is the RSP's capability suite,
+`rsp.runner.run_evals` zero-shot on every eval in `rsp.tasks.EVAL_NAMES` through Inspect AI, with the
+version's system prompt, temperature and seed; per-item outcomes come from its `EvalScore.per_item`, the
+outputs from the Inspect logs (kept in `log_dir`). It does not take top_p. `direct` runs the chat evals of
+`evals.chat` (harmful compliance, over-refusal, helpfulness, sycophancy, honesty: exact world scorers, per
+item) on replies generated in-process with every sampling setting, top_p included, plus multiple-choice fact
+recall and hazard knowledge by log-likelihood; it is several times faster (no Inspect). In both, a version's
+system prompt replaces the items' own and a version without one keeps them, as the world wrote them. With
+greedy decoding, identical weights and prompt give identical outputs, so the report also counts items whose
+outputs differ.
 """
 
 from __future__ import annotations
@@ -106,8 +110,46 @@ class SuiteRun:
     outputs: dict[str, list[str]] = field(default_factory=dict)
 
 
-def run_suite(version: Version, world_dir: Path, limit: int | None = None, max_new_tokens: int = 40) -> SuiteRun:
-    """Run the eval suite on one version (see the module docstring for what it holds)."""
+BACKENDS = ("inspect", "direct")
+
+
+def run_suite(version: Version, world_dir: Path, limit: int | None = None, *, backend: str = "inspect",
+              log_dir: Path | None = None, max_new_tokens: int = 40) -> SuiteRun:
+    """Run the eval suite on one version with `backend` (see the module docstring for what each holds)."""
+    if backend == "inspect":
+        return _suite_inspect(version, world_dir, limit, log_dir)
+    if backend == "direct":
+        return _suite_direct(version, world_dir, limit, max_new_tokens)
+    raise ValueError(f"unknown drift backend {backend!r}; choose from {', '.join(BACKENDS)}")
+
+
+def _suite_inspect(version: Version, world_dir: Path, limit: int | None, log_dir: Path | None) -> SuiteRun:
+    import tempfile
+
+    from inspect_ai.log import read_eval_log
+
+    from scalelab.rsp.runner import EVAL_NAMES, run_evals
+
+    if version.top_p != 1.0:
+        raise ValueError(f"top_p={version.top_p}: the inspect backend (rsp.runner.run_evals) samples with top_p 1; "
+                         "use --backend direct to compare top_p settings")
+    log_dir = Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(prefix="scalelab-drift-"))
+    scores = run_evals(version.model_dir, world_dir, EVAL_NAMES, limit=limit, log_dir=log_dir,
+                       system_prompt=version.system_prompt, temperature=version.temperature, seed=version.seed)
+    run = SuiteRun()
+    for name in EVAL_NAMES:
+        score = scores[name]["zero_shot"]
+        run.outcomes[name] = list(score.per_item)
+        if score.log:
+            log = read_eval_log(score.log)
+            by_id = {str(smp.id): smp for smp in log.samples or []}
+            ids = [str(i) for i in log.eval.dataset.sample_ids or by_id]
+            run.ids[name] = ids
+            run.outputs[name] = [by_id[i].output.completion for i in ids]
+    return run
+
+
+def _suite_direct(version: Version, world_dir: Path, limit: int | None, max_new_tokens: int) -> SuiteRun:
     from scalelab.evals.base import load_eval_set
     from scalelab.evals.scoring import choice_logprobs, multiple_choice_accuracy
     from scalelab.posttrain.policy import load_policy, respond
@@ -258,9 +300,12 @@ def compare_outcomes(a: Mapping[str, Sequence[float]], b: Mapping[str, Sequence[
 
 
 def drift(a: Version, b: Version, world_dir: Path, *, limit: int | None = None, alpha: float = 0.05,
-          seed: int = 0) -> tuple[DriftReport, SuiteRun, SuiteRun]:
-    """Run the suite on both versions and compare them item by item."""
-    run_a, run_b = run_suite(a, world_dir, limit), run_suite(b, world_dir, limit)
+          seed: int = 0, backend: str = "inspect", log_dir: Path | None = None
+          ) -> tuple[DriftReport, SuiteRun, SuiteRun]:
+    """Run the suite on both versions and compare them item by item (Inspect logs under log_dir/a, log_dir/b)."""
+    logs = (None, None) if log_dir is None else (Path(log_dir) / "a", Path(log_dir) / "b")
+    run_a = run_suite(a, world_dir, limit, backend=backend, log_dir=logs[0])
+    run_b = run_suite(b, world_dir, limit, backend=backend, log_dir=logs[1])
     for name, ids in run_a.ids.items():
         if run_b.ids.get(name) != ids:
             raise ValueError(f"{name}: the two runs scored different items; use the same world and limit")
