@@ -108,7 +108,9 @@ def measure_safeguards(model_dir: Path, world_dir: Path, required: Mapping[str, 
     """
     from scalelab.evals.base import load_eval_set
     from scalelab.evals.chat import WorldFacts
+    from scalelab.interp.lm import n_layers
     from scalelab.interp.saelens import read_cfg, site_of
+    from scalelab.interp.sites import parse_site
     from scalelab.posttrain.policy import load_policy, respond
     from scalelab.rsp.safeguards.classifier import DEFAULT_SITE, HazardClassifier, measure_classifier
     from scalelab.rsp.safeguards.output_filter import OutputFilter, filter_rates
@@ -121,6 +123,10 @@ def measure_safeguards(model_dir: Path, world_dir: Path, required: Mapping[str, 
     sae_dir = Path(sae_dir) if sae_dir is not None else find_sae(model_dir)
     policy = load_policy(model_dir)
     site = site_of(read_cfg(sae_dir)) if sae_dir is not None else DEFAULT_SITE
+    try:  # the probe reads the SAE's site so the two compare like for like; an SAE of another model has none
+        parse_site(site, n_layers(policy.model))
+    except ValueError:
+        site = DEFAULT_SITE
     clf = HazardClassifier.train(model_dir, world_dir, site=site, model=(policy.model, policy.tokenizer))
     clf.save(work_dir / CLASSIFIER_DIR)
     output_filter = OutputFilter(clf)
