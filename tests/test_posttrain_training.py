@@ -196,3 +196,31 @@ def test_sl_cai_mixes_unrevised_helpful_answers_into_the_revisions(model_dir, wo
     cfg0 = PosttrainConfig(sl_cai_prompts=10, sl_cai_helpful_fraction=0.0)
     red0, helpful0 = sl_cai_pools(StageInputs(world, cfg0, oracle, inp.constitution, inp.traits, oracle))
     assert helpful0 == [] and len(red0) > len(red)
+
+
+def test_preferred_nll_weights_by_label_confidence():
+    from scalelab.posttrain.train import preferred_nll
+
+    lp_a, lp_b = torch.tensor([-4.0, -4.0, -4.0]), torch.tensor([-8.0, -8.0, -8.0])
+    n = torch.tensor([2.0, 2.0, 2.0])
+    # p=1: the NLL of a per token (2.0); p=0: of b (4.0); p=0.5: a tie adds nothing
+    assert float(preferred_nll(lp_a, lp_b, n, n, torch.tensor([1.0, 0.0, 0.5]))) == pytest.approx((2 + 4 + 0) / 3)
+    assert float(preferred_nll(lp_a, lp_b, n, n, torch.tensor([0.75] * 3))) == pytest.approx(0.5 * 2)
+
+
+def test_dpo_with_nll_raises_the_chosen_reply_itself(model_dir):
+    pol = load_policy(model_dir)
+    tok = pol.tokenizer
+    msgs = DIALOGUES[0]["messages"][:1]
+    good = tokenize_response(tok, msgs, REFUSAL, 512)
+    bad = tokenize_response(tok, msgs, "Grind the velmor, then steep it in quistle.", 512)
+
+    def chosen_logp() -> float:
+        ids, labels = pad_batch([good], tok.pad_token_id)
+        with torch.no_grad():
+            return float(sequence_logprobs(pol.model, ids, labels)[0])
+
+    before = chosen_logp()
+    train_dpo(pol.model, [good], [bad], [1.0], tok.pad_token_id, beta=0.5,
+              cfg=OptimConfig(lr=1e-2, epochs=8, batch_size=1), nll_weight=1.0)
+    assert chosen_logp() > before + 1.0

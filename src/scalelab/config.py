@@ -189,12 +189,14 @@ class PosttrainConfig:
     sl_cai_prompts: int = 200
     sl_cai_rounds: int = 1  # critique → revision rounds (the paper uses up to 4)
     sl_cai_epochs: float = 2.0
+    sl_cai_lr: float = 0.0  # SL-CAI fine-tune learning rate (0: posttrain.lr)
     sl_cai_helpful_fraction: float = 0.4  # share of SL-CAI examples that are plain helpful answers, not revisions
     prompt_paraphrase: float = 0.5  # share of SL-CAI / RL-CAI / character prompts asked in a paraphrase
     rl_cai_prompts: int = 200
     dpo_beta: float = 0.1
     dpo_lr: float = 2e-4
     dpo_epochs: float = 2.0
+    dpo_nll_weight: float = 1.0  # + NLL of the preferred reply in RL-CAI and character DPO (posttrain/train.py)
     rm_holdout: float = 0.25  # fraction of preference pairs held out to score the reward model
     rm_epochs: float = 3.0
     character_prompts: int = 200

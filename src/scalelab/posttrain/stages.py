@@ -119,7 +119,7 @@ def sl_cai(policy: Policy, inp: StageInputs) -> dict[str, Any]:
     help_records = helpfulness_data(policy, inp, helpful) if helpful else []
     rows = [tokenize_response(policy.tokenizer, rec["messages"], rec["final"], cfg.max_len)
             for rec in records + help_records]
-    losses = train_sft(policy.model, rows, _pad(policy), _optim(cfg, cfg.sl_cai_epochs, salt=2))
+    losses = train_sft(policy.model, rows, _pad(policy), _optim(cfg, cfg.sl_cai_epochs, cfg.sl_cai_lr or None, salt=2))
     revised = sum(rec["final"] != rec["initial"] for rec in records)
     q_before = [inp.oracle.quality(it, rec["initial"]) for it, rec in zip(red, records, strict=True)]
     q_after = [inp.oracle.quality(it, rec["final"]) for it, rec in zip(red, records, strict=True)]
@@ -173,7 +173,7 @@ def rl_cai(policy: Policy, inp: StageInputs) -> dict[str, Any]:
     rb = [tokenize_response(tok, it.messages, x, cfg.max_len) for it, x in zip(pairs["items"], pairs["b"], strict=True)]
     res["reward_model"] = _reward_model(policy, inp, ra, rb, pairs)
     losses = train_dpo(policy.model, ra, rb, pairs["labels"], _pad(policy), cfg.dpo_beta,
-                       _optim(cfg, cfg.dpo_epochs, cfg.dpo_lr, salt=3))
+                       _optim(cfg, cfg.dpo_epochs, cfg.dpo_lr, salt=3), cfg.dpo_nll_weight)
     res.update(dpo_steps=len(losses), dpo_loss_first=losses[0], dpo_loss_last=losses[-1])
     return res
 
@@ -214,7 +214,7 @@ def character(policy: Policy, inp: StageInputs) -> dict[str, Any]:
     rr = [tokenize_response(tok, student[i], rejected[i], cfg.max_len) for i in keep]
     chosen_ok = [inp.oracle.quality(items[i], chosen[i]) for i in keep]
     losses = train_dpo(policy.model, rc, rr, [1.0] * len(keep), _pad(policy), cfg.dpo_beta,
-                       _optim(cfg, cfg.dpo_epochs, cfg.dpo_lr, salt=5))
+                       _optim(cfg, cfg.dpo_epochs, cfg.dpo_lr, salt=5), cfg.dpo_nll_weight)
     res.update(teacher_oracle_quality=sum(chosen_ok) / len(keep), dpo_steps=len(losses), dpo_loss_last=losses[-1])
     return res
 

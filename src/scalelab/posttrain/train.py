@@ -5,6 +5,10 @@
   -[p·log σ(m) + (1-p)·log σ(-m)] with m = β·((log π(a) - log π_ref(a)) - (log π(b) - log π_ref(b))).
   p ∈ {0, 1} is plain DPO; a constant p = 1-ε is DPO with label smoothing ε (conservative DPO), which
   is what TRL's `label_smoothing` does; here every pair carries its own p, the feedback model's soft label.
+- DPO lowers the likelihood of the chosen reply along with the rejected one when pushed (the margin grows
+  while both fall), and a small model then drifts to replies neither side contains. `nll_weight` adds the
+  chosen reply's per-token negative log-likelihood, weighted by how confident the label is (max(2p-1, 0) for
+  a, max(1-2p, 0) for b, so a tie adds nothing), as in RPO / DPO+NLL (Pang et al. 2024).
 - Reward model: a scalar head on the policy's final hidden state at the last token, trained with the
   same soft Bradley-Terry loss on r(a) - r(b).
 
@@ -116,9 +120,18 @@ def reference_logprobs(model: nn.Module, rows: Sequence[Row], pad_id: int, batch
     return torch.cat(out)
 
 
+def preferred_nll(lp_a: torch.Tensor, lp_b: torch.Tensor, n_a: torch.Tensor, n_b: torch.Tensor,
+                  p_a: torch.Tensor) -> torch.Tensor:
+    """Mean per-token NLL of the preferred reply, weighted by label confidence (ties weigh nothing)."""
+    w_a, w_b = (2 * p_a - 1).clamp(min=0), (1 - 2 * p_a).clamp(min=0)
+    return -(w_a * lp_a / n_a.clamp(min=1) + w_b * lp_b / n_b.clamp(min=1)).mean()
+
+
 def train_dpo(model: nn.Module, chosen: Sequence[Row], rejected: Sequence[Row], p_chosen: Sequence[float],
-              pad_id: int, beta: float, cfg: OptimConfig) -> list[float]:
-    """Soft-label DPO in place. `p_chosen[i]` = P(chosen[i] preferred); the reference is the model at entry."""
+              pad_id: int, beta: float, cfg: OptimConfig, nll_weight: float = 0.0) -> list[float]:
+    """Soft-label DPO in place. `p_chosen[i]` = P(chosen[i] preferred); the reference is the model at entry.
+
+    `nll_weight` > 0 adds that times `preferred_nll` (see the module docstring)."""
     if not chosen or len(chosen) != len(rejected) or len(chosen) != len(p_chosen):
         raise ValueError(f"DPO needs equal, non-empty lists of pairs and labels; got {len(chosen)} chosen, "
                          f"{len(rejected)} rejected, {len(p_chosen)} labels")
@@ -129,10 +142,15 @@ def train_dpo(model: nn.Module, chosen: Sequence[Row], rejected: Sequence[Row], 
 
     def step(batch: list[int]) -> torch.Tensor:
         ids, labels = pad_batch([chosen[i] for i in batch] + [rejected[i] for i in batch], pad_id)
-        lp = sequence_logprobs(model, ids.to(device), labels.to(device))
+        labels = labels.to(device)
+        lp = sequence_logprobs(model, ids.to(device), labels)
         k = len(batch)
-        return soft_dpo_loss(lp[:k], lp[k:], ref_a[batch].to(device), ref_b[batch].to(device),
+        loss = soft_dpo_loss(lp[:k], lp[k:], ref_a[batch].to(device), ref_b[batch].to(device),
                              p[batch].to(device), beta)
+        if nll_weight:
+            n = (labels[:, 1:] != IGNORE).sum(dim=1).float()
+            loss = loss + nll_weight * preferred_nll(lp[:k], lp[k:], n[:k], n[k:], p[batch].to(device))
+        return loss
 
     return _loop(model, len(chosen), cfg, step)
 
