@@ -228,3 +228,13 @@ def test_output_filter_is_judged_on_its_worst_group():
     groups = {"attacks": {"block_rate": None, "leak_rate": None, "false_block_rate": 0.0},
               "reference": {"block_rate": 0.9, "leak_rate": 0.1, "false_block_rate": 0.4}}
     assert _worst_group(groups) == {"block_rate": 0.9, "leak_rate": 0.1, "false_block_rate": 0.4}
+
+
+def test_an_sae_of_another_model_fails_the_monitor_only(run, tmp_path):
+    other = save_sae(make_sae(SAEConfig(arch="topk", d_in=7, d_sae=16, k=2)), tmp_path / "sae",
+                     {"model_name": "elsewhere", "site": "resid_post.5"})
+    required = {"hazard_classifier": {"min_recall": 0.0}, "sae_monitor": {"min_recall": 0.0}}
+    res = {r.name: r for r in measure_safeguards(run / "models" / "d1" / "final", run / "world", required,
+                                                 sae_dir=other, limit=2, work_dir=tmp_path / "work")}
+    assert res["hazard_classifier"].passed and res["hazard_classifier"].details["probe"]["site"] == "resid_post.mid"
+    assert not res["sae_monitor"].passed and "resid_post.5" in res["sae_monitor"].details["error"]
