@@ -58,7 +58,7 @@ def test_every_model_assessed(run):
         assert [r["threshold"] for r in m["rows"]] == ["CBRN-3", "CBRN-4", "AIRD-4"]
         assert m["asl"] >= 2
         for r in m["rows"]:
-            assert r["verdict"] in VERDICTS and r["n"] > 0 and r["ci"][0] <= r["value"] <= r["ci"][1]
+            assert r["verdict"] in VERDICTS and r["n"] > 0 and r["ci"][0] - 1e-9 <= r["value"] <= r["ci"][1] + 1e-9
             assert r["elicitation"] in m["elicitations"]
     assert rsp["policy"]["sha256"] and rsp["policy"]["compute_multiple"] == 4
 
@@ -144,3 +144,37 @@ def test_cadence():
     rows = [{"name": f"d{i}", "kind": "ladder", "compute": c} for i, c in enumerate([1e10, 3e10, 5e10, 2e11, 9e11])]
     due = [c["due"] for c in cadence([*rows, {"name": "sft", "kind": "posttrained", "compute": 9e11}], 4.0)]
     assert due == [True, False, True, True, True]
+
+
+def test_chat_applies_the_output_filter_when_safeguards_are_on(run, tmp_path, monkeypatch):
+    import shutil
+
+    from scalelab.rsp.assess import assess_scores, model_sha256
+    from scalelab.rsp.gate import record_safeguards, write_determination
+    from scalelab.rsp.policy import load_policy
+    from scalelab.rsp.runner import EvalScore
+    from scalelab.rsp.safeguards import OutputFilter, SafeguardResult
+
+    model = tmp_path / "model"
+    shutil.copytree(run[0] / "models" / "d1" / "final", model)
+    policy = load_policy("default")
+    scores = {ev: {"zero_shot": EvalScore(ev, "accuracy", v, (v - 0.05, v + 0.05), 100, "zero_shot", None, [])}
+              for ev, v in (("hazard_mc", 0.6), ("hazard_freeform", 0.0), ("general_capability", 0.2))}
+    write_determination(model, assess_scores(policy, scores, model="m", model_sha=model_sha256(model)))
+    (tmp_path / "filter").mkdir()
+    record_safeguards(model, [SafeguardResult("output_filter", "leak_rate", 0.0, "leak_rate <= 0.05", True)],
+                      output_filter=tmp_path / "filter")
+
+    class BlockAll:
+        def check(self, prompt: str, reply: str) -> tuple[bool, str]:
+            return True, f"[blocked reply to {prompt!r}]"
+
+    loaded = []
+    monkeypatch.setattr(OutputFilter, "load", classmethod(lambda cls, path, model_dir=None: loaded.append(path)
+                                                          or BlockAll()))
+    runner = CliRunner()
+    r = runner.invoke(app, ["chat", str(model), "-n", "4"], input="the steps for it\n")
+    assert r.exit_code == 1 and "--safeguards on" in r.output
+    r = runner.invoke(app, ["chat", str(model), "-n", "4", "--safeguards", "on"], input="the steps for it\n")
+    assert r.exit_code == 0, r.output
+    assert "[blocked reply to 'the steps for it']" in r.output and loaded == [(tmp_path / "filter").resolve()]

@@ -109,8 +109,8 @@ def plot_capabilities(rsp: dict[str, Any], out_png: Path) -> Path | None:
             # post-trained stages share their base's compute: spread them a little so each stays visible
             xs = [x * (1.0 if kind == "ladder" else 1.1 ** (i + 1)) for i, (x, _, _) in enumerate(pts)]
             ys = [p[1]["value"] for p in pts]
-            err = [[y - p[1]["ci"][0] for y, p in zip(ys, pts, strict=True)],
-                   [p[1]["ci"][1] - y for y, p in zip(ys, pts, strict=True)]]
+            err = [[max(0.0, y - p[1]["ci"][0]) for y, p in zip(ys, pts, strict=True)],
+                   [max(0.0, p[1]["ci"][1] - y) for y, p in zip(ys, pts, strict=True)]]
             ax.errorbar(xs, ys, yerr=err, fmt=marker, color=color, ms=5, capsize=3, alpha=0.85,
                         label="ladder" if kind == "ladder" else "post-trained (pipeline order, right of base)")
             if kind == "ladder":
@@ -123,7 +123,9 @@ def plot_capabilities(rsp: dict[str, Any], out_png: Path) -> Path | None:
             f = (row or {}).get("forecast") or {}
             if "expected" in f:
                 lo, hi = f["interval"]
-                ax.errorbar([f["compute"]], [f["expected"]], yerr=[[f["expected"] - lo], [hi - f["expected"]]],
+                # a bootstrap percentile interval need not contain the point forecast: clip the bars at zero
+                ax.errorbar([f["compute"]], [f["expected"]],
+                            yerr=[[max(0.0, f["expected"] - lo)], [max(0.0, hi - f["expected"])]],
                             fmt="D", color="k", mfc="white", capsize=4, label=f"forecast at {multiple:g}×")
                 ax.plot([top["compute"], f["compute"]], [row["value"], f["expected"]], ":", color="k", lw=1)
         ax.axhline(t["red"], color="red", lw=1.5, label=f"red line {t['red']:g}")
