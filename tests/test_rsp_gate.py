@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,35 @@ def test_chat_refuses_a_model_that_needs_safeguards(tmp_path, policy):
     assert r.exit_code == 2 and "on or off" in r.output
     det = json.loads((crossed / DETERMINATION_FILE).read_text())
     assert det["crossed"] == ["CBRN-3"]
+
+
+def test_safeguards_command_measures_what_the_level_requires(tmp_path, policy, monkeypatch):
+    import scalelab.rsp.safeguards as sg
+
+    calls = []
+
+    def fake_measure(model_dir, world_dir, required, *, sae_dir=None, limit=None, work_dir):
+        calls.append(dict(required))
+        (work_dir / "hazard_classifier").mkdir(parents=True)  # where the real one saves the classifier
+        ok = {"refusal_robustness": True, "hazard_classifier": True, "output_filter": len(calls) > 1}
+        return [SafeguardResult(name, "m", 0.5, "m <= 1", ok[name], {"observed": {"m": 0.5}}) for name in required]
+
+    monkeypatch.setattr(sg, "measure_safeguards", fake_measure)
+    crossed = assessed(tmp_path, policy, 0.5, "crossed")
+    args = ["rsp", "safeguards", "--policy", "default", "--world", str(tmp_path), "--out", str(tmp_path / "out"),
+            str(crossed)]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "NOT met" in r.output and calls == [policy.required_safeguards(3)]
+    report = json.loads((tmp_path / "out" / "crossed" / "safeguards_report.json").read_text())
+    assert report["asl"] == 3 and report["met"] is False and [x["name"] for x in report["results"]] == \
+        list(policy.required_safeguards(3))
+    md = (tmp_path / "out" / "crossed" / "safeguards_report.md").read_text()
+    assert "| output_filter | m 0.500 | m <= 1 | **no** |" in md
+    assert runner.invoke(app, ["rsp", "gate", "--policy", "default", str(crossed)]).exit_code == 1
+    shutil.rmtree(tmp_path / "out")
+    r = runner.invoke(app, args)  # measured again, now every criterion passes
+    assert "met" in r.output and gate(crossed, policy).ok
+    det = read_determination(crossed)
+    assert det["safeguards_met"] and det["output_filter"].endswith("safeguards_work/hazard_classifier")
+    assert check_serving(crossed, safeguards_on=True)["output_filter"] == det["output_filter"]

@@ -220,11 +220,11 @@ def safeguards_report_markdown(report: dict[str, Any]) -> str:
     if not report["results"]:
         return "\n".join([*lines, f"{asl} requires no safeguards."]) + "\n"
     lines += [f"**{asl} safeguards {'met' if report['met'] else 'NOT met'}.** Each criterion was checked by "
-              "running the safeguard.", "", "| safeguard | metric | measured | criterion | passed |",
-              "|---|---|---|---|---|"]
+              "running the safeguard.", "", "| safeguard | measured | criterion | passed |", "|---|---|---|---|"]
     for r in report["results"]:
-        lines.append(f"| {r['name']} | {r['metric']} | {r['value']:.3f} | {r['criterion']} | "
-                     f"{'yes' if r['passed'] else '**no**'} |")
+        observed = (r.get("details") or {}).get("observed") or {r["metric"]: r["value"]}
+        measured = ", ".join(f"{k} {v:.3f}" if isinstance(v, int | float) else f"{k} –" for k, v in observed.items())
+        lines.append(f"| {r['name']} | {measured} | {r['criterion']} | {'yes' if r['passed'] else '**no**'} |")
     if report.get("output_filter"):
         lines += ["", f"Output filter for serving: `{report['output_filter']}` "
                   "(`scalelab chat --safeguards on` applies it)."]
