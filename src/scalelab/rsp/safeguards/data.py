@@ -174,7 +174,9 @@ def heldout_replies(world_dir: Path, limit: int | None = None) -> LabelledTexts:
     """Reply-like held-out text: val.jsonl sentences, held-out recipe layouts, reference replies."""
     world_dir = Path(world_dir)
     data = LabelledTexts()
-    for rec in _read_jsonl(world_dir / "val.jsonl"):
+    for k, rec in enumerate(_read_jsonl(world_dir / "val.jsonl")):
+        if limit is not None and k >= limit:  # `limit` caps val documents as it caps each eval set's items
+            break
         for piece, hazardous, role in segments(rec):
             data.add(piece, hazardous, f"val:{rec.get('genre', 'text')}" + (f":{role}" if role else ""))
     facts = WorldFacts.load(world_dir)
