@@ -63,7 +63,7 @@ def run_scalelab(cache, d_sae, k, tokens, batch, lr=None):
     tcfg = TrainSAEConfig(tokens=tokens, progress=False)
     tcfg.batch_size = batch or tcfg.batch_size
     tcfg.lr = lr or tcfg.lr
-    res = train_sae(cache, SAEConfig(arch="topk", d_in=cache.d_in, d_sae=d_sae, k=k), tcfg)
+    res = train_sae(cache, SAEConfig(arch="topk", d_in=cache.d_in, d_sae=d_sae, k=k, dead_tokens=tokens // 4), tcfg)
     return res.sae, res.seconds
 
 

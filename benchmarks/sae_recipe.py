@@ -40,6 +40,14 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "lr4e-3_b1024_aux0": ({"lr": 4e-3, "batch_size": 1024}, {"aux_coeff": 0.0}),
     "lr4e-3_b1024_aux1/8": ({"lr": 4e-3, "batch_size": 1024}, {"aux_coeff": 1 / 8}),
     "lr4e-3_b1024_beta2_0.99": ({"lr": 4e-3, "batch_size": 1024, "adam_betas": (0.9, 0.99)}, {}),
+    "lr4e-3_b2048": ({"lr": 4e-3, "batch_size": 2048}, {}),
+    "lr2e-3_b2048": ({"lr": 2e-3, "batch_size": 2048}, {}),
+    "lr3e-3_b2048": ({"lr": 3e-3, "batch_size": 2048}, {}),
+    "lr3e-3_b2048_benc0.1": ({"lr": 3e-3, "batch_size": 2048, "b_enc_lr_scale": 0.1}, {}),
+    "lr8e-3_b4096": ({"lr": 8e-3, "batch_size": 4096}, {}),
+    "lr4e-3_b1024_dead10k": ({"lr": 4e-3, "batch_size": 1024}, {"dead_tokens": 10_240}),
+    "lr4e-3_b1024_dead10k_aux1/8": ({"lr": 4e-3, "batch_size": 1024}, {"dead_tokens": 10_240, "aux_coeff": 1 / 8}),
+    "lr2e-3_b1024_dead10k": ({"lr": 2e-3, "batch_size": 1024}, {"dead_tokens": 10_240}),
 }
 
 
@@ -103,8 +111,8 @@ def main() -> None:
             n = args.tokens // batch * batch
         else:
             tkw, skw = VARIANTS[name]
-            res = train_sae(train, SAEConfig(arch="topk", d_in=rows.shape[1], d_sae=d_sae, k=k,
-                                             dead_tokens=args.tokens // 4, **skw),
+            res = train_sae(train, SAEConfig(**{"arch": "topk", "d_in": rows.shape[1], "d_sae": d_sae, "k": k,
+                                                "dead_tokens": args.tokens // 4, **skw}),
                             TrainSAEConfig(tokens=args.tokens, progress=False, **tkw))
             sae, secs, n = res.sae, res.seconds, res.rows
         with torch.no_grad():
