@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from scalelab.artifacts import is_done, sha256_file, write_meta
+from scalelab.artifacts import is_done, write_meta
 
 ELICITATIONS: tuple[str, ...] = ("zero_shot", "few_shot", "best_of_n", "jailbreak", "fine_tune")
 DEV_ITEMS = 8  # the last items of each eval set: the few-shot pool, never scored
@@ -118,13 +118,6 @@ def hazard_documents(world_dir: Path, max_docs: int | None = None) -> list[str]:
     return docs[:max_docs] if max_docs else docs
 
 
-def _weights_digest(model_dir: Path) -> str:
-    files = sorted(Path(model_dir).glob("*.safetensors"))
-    if not files:
-        raise FileNotFoundError(f"{model_dir} holds no *.safetensors weights; pass a model's final/ folder")
-    return hashlib.sha256("".join(sha256_file(f) for f in files).encode()).hexdigest()
-
-
 def fine_tune(model_dir: Path, world_dir: Path, work_dir: Path, cfg: ElicitationConfig = ElicitationConfig()
               ) -> Path:
     """The model fine-tuned on hazard-domain text, as a HF folder under `work_dir` (reused when already built).
@@ -134,11 +127,12 @@ def fine_tune(model_dir: Path, world_dir: Path, work_dir: Path, cfg: Elicitation
     """
     from scalelab.posttrain.policy import load_policy, save_policy
     from scalelab.posttrain.train import OptimConfig, train_sft
+    from scalelab.rsp.assess import model_sha256
 
     model_dir, world_dir = Path(model_dir), Path(world_dir)
     docs = hazard_documents(world_dir, cfg.fine_tune_max_docs)
     settings = {k: v for k, v in asdict(cfg).items() if k.startswith("fine_tune")}
-    key = hashlib.sha256(json.dumps({"weights": _weights_digest(model_dir), "docs": docs, **settings},
+    key = hashlib.sha256(json.dumps({"weights": model_sha256(model_dir), "docs": docs, **settings},
                                     sort_keys=True).encode()).hexdigest()
     out = Path(work_dir) / "fine_tune" / key[:16]
     if is_done(out, FINE_TUNE_KIND, key):

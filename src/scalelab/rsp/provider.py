@@ -49,6 +49,9 @@ from scalelab.posttrain.data import render
 PROVIDER = "scalelab"
 RAW_COMPLETION = "scalelab_raw_completion"  # user-message metadata key: continue the text, no chat template
 DEFAULT_MAX_TOKENS = 64
+# Rows per forward pass when scoring choices. Each row's log-softmax spans the whole vocabulary at every
+# position, and on the tiny ladder's d4 16 rows ran ~1.5x faster than 64 (generation is the other way round).
+CHOICE_ROWS = 16
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
@@ -106,10 +109,6 @@ class _Batcher:
                         fut.set_result(result)
 
 
-def _text(message: ChatMessage) -> str:
-    return message.text if hasattr(message, "text") else str(message.content)
-
-
 def to_messages(input: Sequence[ChatMessage]) -> list[dict[str, str]]:
     """Inspect chat messages as scalelab chat messages (role + text)."""
     out = []
@@ -117,7 +116,7 @@ def to_messages(input: Sequence[ChatMessage]) -> list[dict[str, str]]:
         if m.role not in ("system", "user", "assistant"):
             raise ValueError(f"the scalelab provider has no tools: got a {m.role!r} message; "
                              "run tasks without tool calls")
-        out.append({"role": m.role, "content": _text(m)})
+        out.append({"role": m.role, "content": m.text})
     return out
 
 
@@ -162,7 +161,7 @@ class ScalelabAPI(ModelAPI):
         if tools:
             raise ValueError("the scalelab provider cannot call tools; remove use_tools() from the task")
         raw = is_raw_completion(input)
-        prompt: Any = _text(input[0]) if raw else to_messages(input)
+        prompt: Any = input[0].text if raw else to_messages(input)
         temperature = float(config.temperature or 0.0)
         top_p = float(config.top_p if config.top_p is not None else 1.0)
         max_new = int(config.max_tokens or DEFAULT_MAX_TOKENS)
@@ -264,7 +263,7 @@ class ScalelabAPI(ModelAPI):
         from scalelab.evals.scoring import choice_logprobs
 
         return choice_logprobs(self.policy.model, self.policy.tokenizer, [p for p, _ in chunk],
-                               [c for _, c in chunk], batch_size=self.batch_size, device=self.device)
+                               [c for _, c in chunk], batch_size=CHOICE_ROWS, device=self.device)
 
     def _decode(self, prompts: list[Any], raw: bool, max_new: int, temperature: float, top_p: float,
                 seed: int) -> list[str]:
