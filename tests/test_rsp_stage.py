@@ -74,6 +74,9 @@ def test_reports_logs_and_sidecars(run):
         model_dir = out / ("models/" + m["name"] + "/final" if m["kind"] == "ladder" else "posttrain/" + m["name"])
         det = read_determination(model_dir)
         assert det["asl"] == m["asl"] and det["policy_sha256"] == summary["rsp"]["policy"]["sha256"]
+    # the reports say where an elicitation was left out and where compute was inherited
+    assert "largest ladder model (d2) only" in (out / "rsp" / "d1" / "capability_report.md").read_text()
+    assert "base model's (d2)" in (out / "rsp" / "sft" / "capability_report.md").read_text()
 
 
 def test_forecasts_from_the_scaling_fit(run):

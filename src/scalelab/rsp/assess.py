@@ -303,7 +303,7 @@ def capability_report_markdown(a: Assessment) -> str:
               "Wilson interval ≥ yellow; *well below* otherwise. The forecast is the scaling fit's growth from this "
               f"model's compute to {a.compute_multiple:g}× it, added to the measured score; ⚠ marks a forecast "
               "whose interval reaches the red line — before the next model crosses it."]
-    lines += [f"- {n}" for n in a.notes]
+    lines += ["", *[f"- {n}" for n in a.notes]] if a.notes else []
     return "\n".join(lines) + "\n"
 
 

@@ -38,15 +38,17 @@ def elicitations_for(policy: Policy, cfg: RSPConfig, fine_tune: bool) -> list[st
 
 def assess_and_record(model_dir: Path, policy: Policy, world_dir: Path, out_dir: Path, *, limit: int | None,
                       elicitations: Sequence[str], fit_json: Path | None, seed: int = 0, name: str | None = None,
-                      safeguards: bool = False, sae_dir: Path | None = None,
-                      safeguards_limit: int | None = None) -> tuple[Assessment, dict[str, Any] | None]:
-    """Assess one model, write its capability report in `out_dir` and its sidecar; optionally measure the
-    safeguards its determination requires. Returns the assessment and the safeguards report (or None)."""
+                      safeguards: bool = False, sae_dir: Path | None = None, safeguards_limit: int | None = None,
+                      notes: Sequence[str] = ()) -> tuple[Assessment, dict[str, Any] | None]:
+    """Assess one model, write its capability report in `out_dir` (with `notes` under it) and its sidecar;
+    optionally measure the safeguards its determination requires. Returns the assessment and the safeguards
+    report (or None)."""
     from scalelab.rsp.gate import measure_required, write_determination
 
     out_dir = Path(out_dir)
     a = assess_model(model_dir, policy, world_dir, log_dir=out_dir / "logs", work_dir=out_dir / "work",
                      elicitations=elicitations, limit=limit, fit_json=fit_json, seed=seed, name=name)
+    a.notes += list(notes)
     paths = write_capability_report(a, out_dir)
     write_determination(model_dir, a, paths["markdown"])
     guards = None
@@ -94,16 +96,23 @@ def run_rsp(ctx: Any, summary: dict[str, Any]) -> dict[str, Any] | None:
     rows = []
     for m in _models(ctx, summary):
         elic = elicitations_for(policy, cfg, fine_tune=cfg.fine_tune_largest and m["name"] == largest)
+        notes = []
+        if FINE_TUNE in (cfg.elicitations or policy.elicitations) and FINE_TUNE not in elic:
+            notes.append(f"The fine-tune elicitation ran on the largest ladder model ({largest}) only "
+                         "(rsp.fine_tune_largest): it trains a model per assessment.")
+        if m["kind"] == "posttrained":
+            notes.append(f"Training compute is the base model's ({m['base']}): post-training FLOPs are not "
+                         "counted (a rounding error next to pretraining's at these sizes).")
         config = {**ident, "elicitations": elic, "model": m["name"], "policy": policy.name,
                   "policy_sha256": policy.sha256, "model_sha256": model_sha256(m["dir"]),
                   "fit_sha256": _sha(fit) if fit_json else None}
         parents = [m["artifact"], world / "evals", *([fit] if fit_json else []), *policy_parents]
 
-        def build(d: Path, m: dict[str, Any] = m, elic: list[str] = elic) -> dict[str, Any]:
+        def build(d: Path, m: dict[str, Any] = m, elic: list[str] = elic, notes: list[str] = notes) -> dict[str, Any]:
             a, guards = assess_and_record(m["dir"], policy, world, d, limit=cfg.limit or None, elicitations=elic,
                                           fit_json=fit_json, seed=cfg.seed, name=m["name"],
                                           safeguards=cfg.safeguards, sae_dir=sae,
-                                          safeguards_limit=cfg.safeguards_limit or None)
+                                          safeguards_limit=cfg.safeguards_limit or None, notes=notes)
             return {"assessment": a.to_dict(), "safeguards_met": None if guards is None else guards["met"],
                     "safeguards": None if guards is None else [
                         {k: r[k] for k in ("name", "metric", "value", "criterion", "passed")}
