@@ -4,10 +4,12 @@ For each model (ladder rungs `models/d*/final`, then the post-trained stages `po
 pipeline order) it runs the policy's capability evals through Inspect (`assess.assess_model`), writes
 the capability report (Markdown + JSON) in `rsp/<model>/`, the determination sidecar next to the
 weights, and, when the determination needs safeguards and `rsp.safeguards` is on, measures them
-(`gate.measure_required`) so the gate has a verdict. Each assessment is an artifact through
-`pipeline.stage`: its config carries the policy's hash, the weights' hash, the scaling fit's hash and
-the elicitations, its parents are the model, the world's eval sets, the fit and the policy file, so the
-registry traces a determination to what produced it and a rerun with the same inputs skips it.
+(`gate.measure_required`; the SAE monitor uses an SAE trained on that very model, found by
+`safeguards.find_sae`, and fails with the reason when there is none) so the gate has a verdict.
+Each assessment is an artifact through `pipeline.stage`: its config carries the policy's hash, the
+weights' hash, the scaling fit's hash and the elicitations, its parents are the model, the world's
+eval sets, the fit and the policy file, so the registry traces a determination to what produced it
+and a rerun with the same inputs skips it.
 
 Elicitations: those the policy requires (or `rsp.elicitations`), except the fine-tune elicitation,
 which trains a model per assessment and so runs only on the largest ladder model (`rsp.fine_tune_largest`);
@@ -90,7 +92,6 @@ def run_rsp(ctx: Any, summary: dict[str, Any]) -> dict[str, Any] | None:
     fit = ctx.path("scaling", "fit.json")
     fit_json = fit if fit.is_file() else None
     largest = max(summary["models"], key=lambda m: m["train_flops"])["name"]
-    sae = _largest_sae(ctx, largest)
     ident = {k: v for k, v in to_dict(cfg).items() if k not in ("policy", "posttrained")}
     policy_parents = [Path(cfg.policy)] if Path(cfg.policy).is_file() else []
     rows = []
@@ -111,7 +112,7 @@ def run_rsp(ctx: Any, summary: dict[str, Any]) -> dict[str, Any] | None:
         def build(d: Path, m: dict[str, Any] = m, elic: list[str] = elic, notes: list[str] = notes) -> dict[str, Any]:
             a, guards = assess_and_record(m["dir"], policy, world, d, limit=cfg.limit or None, elicitations=elic,
                                           fit_json=fit_json, seed=cfg.seed, name=m["name"],
-                                          safeguards=cfg.safeguards, sae_dir=sae,
+                                          safeguards=cfg.safeguards,
                                           safeguards_limit=cfg.safeguards_limit or None, notes=notes)
             return {"assessment": a.to_dict(), "safeguards_met": None if guards is None else guards["met"],
                     "safeguards": None if guards is None else [
@@ -126,12 +127,6 @@ def run_rsp(ctx: Any, summary: dict[str, Any]) -> dict[str, Any] | None:
     return {"policy": policy_summary(policy), "models": rows, "cadence": cadence(rows, policy.compute_multiple),
             "fit_json": None if fit_json is None else str(fit_json.relative_to(ctx.out)),
             "seconds": round(time.perf_counter() - t0, 1)}
-
-
-def _largest_sae(ctx: Any, largest: str) -> Path | None:
-    """The interp stage's SAE of the largest model, for the SAE-feature monitor (None when absent)."""
-    d = ctx.path("interp", largest)
-    return d if (d / "cfg.json").is_file() else None
 
 
 def _row(a: dict[str, Any]) -> dict[str, Any]:
