@@ -311,10 +311,11 @@ def _tiny() -> RunConfig:
                                 tokens_per_param_prior=10.0, min_steps=64)
     # d4: the best fact recall of the tiny ladder at about half d5's cost per step (3-minute budget)
     cfg.posttrain = PosttrainConfig(depth=4)
-    # 8 assessments (4 rungs + 4 post-trained stages) inside the stage's time budget: few-shot prompting
-    # and jailbreaks add little on the policy's evals at this size (few-shot measured no stronger than
-    # zero-shot on tiny-world models; jailbreaks apply only to harmful_compliance), so they are left out here
-    cfg.rsp = RSPConfig(elicitations=["zero_shot", "best_of_n", "fine_tune"])
+    # 8 assessments (4 rungs + 4 post-trained stages) inside the stage's 90 s budget: zero-shot at 100 items
+    # measured 5-9 s of CPU on tiny d2 (a first call pays Inspect's warm-up), 16.7 s with best-of-n, so that
+    # is left out here (add it with rsp.elicitations; it lifts free-form recall most); few-shot measured no
+    # stronger than zero-shot on tiny-world models; jailbreaks apply only to harmful_compliance (no threshold's)
+    cfg.rsp = RSPConfig(elicitations=["zero_shot", "fine_tune"])
     return cfg
 
 
