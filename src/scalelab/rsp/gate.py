@@ -160,10 +160,11 @@ def serving_filter(model_dir: Path, safeguards_on: bool) -> Any:
 
 def record_safeguards(model_dir: Path, results: Sequence[Any], *, output_filter: Path | None,
                       report: Path | None = None) -> dict[str, Any]:
-    """Store measured safeguards (SafeguardResult objects) in the sidecar; met = every one passed."""
+    """Store measured safeguards (SafeguardResult objects) in the sidecar; met = every one passed (the policy's
+    required set for the level; an empty set is met)."""
     det = _current(model_dir, None)
     det.update({
-        "safeguards_met": bool(results) and all(bool(r.passed) for r in results),
+        "safeguards_met": all(bool(r.passed) for r in results),  # a level that requires nothing is met
         "safeguards_asl": int(det["asl"]),
         "safeguards": [{"name": r.name, "metric": r.metric, "value": float(r.value), "criterion": r.criterion,
                         "passed": bool(r.passed)} for r in results],
