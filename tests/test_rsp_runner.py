@@ -135,6 +135,42 @@ def test_best_of_n_beats_greedy_on_a_planted_model(planted: tuple[Path, Path], t
     assert all(b >= z for b, z in zip(r["best_of_n"].per_item, r["zero_shot"].per_item, strict=True))
 
 
+def test_row_seeded_sampling_draws_from_the_model_distribution(planted: tuple[Path, Path]) -> None:
+    from transformers import AutoTokenizer
+
+    from scalelab.model.hf import load_model
+    from scalelab.rsp.sampling import sample_rows
+
+    model_dir, _ = planted
+    model, _ = load_model(model_dir)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    first = [row[0] for row in sample_rows(model, [[tok.bos_token_id]] * 600, range(600), 1, 1.0)]
+    zero, end = tok.convert_tokens_to_ids("0"), tok.convert_tokens_to_ids("<|end|>")
+    assert abs(first.count(zero) / 600 - 0.45) < 0.07 and abs(first.count(end) / 600 - 0.5) < 0.07
+    # each row is fixed by its seed alone, whatever else is in the batch
+    again = sample_rows(model, [[tok.bos_token_id]] * 3, [5, 0, 7], 4, 1.0)
+    assert again[1] == sample_rows(model, [[tok.bos_token_id]], [0], 4, 1.0)[0]
+
+
+def test_provider_samples_do_not_depend_on_what_shares_the_batch(run_dir: Path) -> None:
+    from inspect_ai.model import ChatMessageUser, GenerateConfig
+
+    from scalelab.rsp.provider import ScalelabAPI
+
+    api = ScalelabAPI(str((run_dir / "models" / "d1" / "final").resolve()))
+    cfg = GenerateConfig(temperature=1.0, max_tokens=12, num_choices=4, seed=3)
+
+    def ask(*questions: str) -> list[list[str]]:
+        async def go() -> list:
+            return await asyncio.gather(*(api.generate([ChatMessageUser(content=q)], [], "none", cfg)
+                                          for q in questions))
+        return [[c.message.text for c in out.choices] for out in asyncio.run(go())]
+
+    alone = ask("Who lives in the valley?")[0]
+    together = ask("How is it made?", "Who lives in the valley?", "Tell me more.")
+    assert together[1] == alone and len(set(alone)) > 1  # four different samples, the same in any batch
+
+
 def test_fine_tune_elicitation_trains_once_and_is_scored(run_dir: Path, tmp_path: Path) -> None:
     from safetensors.torch import load_file
 

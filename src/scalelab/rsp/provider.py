@@ -10,13 +10,12 @@ method Inspect's API does not have: the `choice_loglik` solver in `rsp.tasks` re
 `get_model().api`.
 
 Concurrent requests from Inspect's samples are collected into batches (`_Batcher`) and run in one worker
-thread, because a tiny model is far cheaper per item in a batch than alone (best-of-8 on the smoke ladder
-was ~5x slower one request at a time). Greedy decoding and choice scoring give the same answer alone or in
-any batch (`model.generate` masks each row's padding), so greedy results never depend on how requests were
-grouped. Sampled requests in flight together share one seeded generator, rows in a canonical order: the
-same requests batched together draw the same samples, but which requests share a batch depends on timing.
-With ``-M exact_sampling=true`` each sampled request is decoded as its own batch seeded from the config's
-seed and its prompt, reproducible whatever else runs, at the cost of speed. Prompts longer than the
+thread, because a tiny model is far cheaper per item in a batch than alone. Greedy decoding and choice
+scoring give the same answer alone or in any batch (`model.generate` masks each row's padding), so results
+never depend on how requests happened to be grouped. Sampling keeps that property too: each of a request's
+`num_choices` rows draws from its own seed (the config's seed, the prompt, the row; `rsp.sampling`), so the
+same request always gets the same samples. (A checkpoint that loads through transformers rather than as a
+Llama, or top_p < 1, samples each batch from one generator instead.) Prompts longer than the
 context window lose their oldest tokens (text) or oldest turns (chat; few-shot examples go first).
 Token counting is the model's tokenizer, so Inspect never reaches for tiktoken's download; nothing here
 touches the network.
@@ -128,18 +127,17 @@ class ScalelabAPI(ModelAPI):
     """Inspect's view of one checkpoint folder (see the module docstring).
 
     Model args (`-M key=value` on the command line, `model_args` in Python): ``device`` (default cpu),
-    ``batch_size`` (requests decoded together, default 64), ``exact_sampling`` (default false: see the module
-    docstring).
+    ``batch_size`` (requests decoded together, default 64).
     """
 
     def __init__(self, model_name: str, base_url: str | None = None, api_key: str | None = None,
                  config: GenerateConfig | None = None, device: str = "cpu", batch_size: int = 64,
-                 exact_sampling: bool = False, **model_args: Any) -> None:
+                 **model_args: Any) -> None:
         super().__init__(model_name=model_name, base_url=base_url, api_key=api_key,
                          config=config or GenerateConfig())
         if model_args:
             raise ValueError(f"unknown model args for the scalelab provider: {', '.join(sorted(model_args))}; "
-                             "known: device, batch_size, exact_sampling")
+                             "known: device, batch_size")
         set_offline_env()
         from scalelab.posttrain.policy import load_policy
 
@@ -151,8 +149,6 @@ class ScalelabAPI(ModelAPI):
         self.batch_size = int(batch_size)
         self.device = device
         self._batcher = _Batcher(self._run_batch)
-        self._requests = 0
-        self.exact_sampling = bool(exact_sampling)
 
     # --- Inspect's interface -------------------------------------------------------------------------------
 
@@ -172,14 +168,8 @@ class ScalelabAPI(ModelAPI):
             text = await self._batcher.submit(("greedy", raw, max_new), prompt)
             texts = [text] * n
         else:
-            seed = int(config.seed or 0)
-            if self.exact_sampling:
-                # a batch of its own, seeded from the prompt: the same samples whatever else is in flight
-                self._requests += 1
-                seed, tag = sample_seed(seed, repr(prompt)), self._requests
-            else:
-                tag = 0
-            texts = await self._batcher.submit(("sample", raw, max_new, temperature, top_p, n, seed, tag), prompt)
+            texts = await self._batcher.submit(("sample", raw, max_new, temperature, top_p, n,
+                                                int(config.seed or 0)), prompt)
         tok = self.policy.tokenizer
         prompt_text = prompt if raw else render(tok, prompt, add_generation_prompt=True)
         out_tokens = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
@@ -218,17 +208,12 @@ class ScalelabAPI(ModelAPI):
             return self._choices(payloads)
         if kind == "greedy":
             _, raw, max_new = key  # type: ignore[misc]
-            return self._decode(payloads, raw, max_new, 0.0, 1.0, seed=0)
-        _, raw, max_new, temperature, top_p, n, seed, _ = key  # type: ignore[misc]
-        # n rows per request, requests in a canonical order (by prompt), so a batch holding the same
-        # requests draws the same samples however they arrived
-        order = sorted(range(len(payloads)), key=lambda i: repr(payloads[i]))
-        texts = self._decode([payloads[i] for i in order for _ in range(n)], raw, max_new, temperature, top_p,
-                             seed)
-        out: list[Any] = [None] * len(payloads)
-        for rank, i in enumerate(order):
-            out[i] = texts[rank * n:(rank + 1) * n]
-        return out
+            return self._decode(payloads, raw, max_new)
+        _, raw, max_new, temperature, top_p, n, seed = key  # type: ignore[misc]
+        rows = [p for p in payloads for _ in range(n)]
+        seeds = [sample_seed(seed, repr(p)) + j for p in payloads for j in range(n)]
+        texts = self._decode(rows, raw, max_new, temperature, top_p, seeds)
+        return [texts[i * n:(i + 1) * n] for i in range(len(payloads))]
 
     def context_length(self) -> int:
         model = self.policy.model
@@ -265,20 +250,35 @@ class ScalelabAPI(ModelAPI):
         return choice_logprobs(self.policy.model, self.policy.tokenizer, [p for p, _ in chunk],
                                [c for _, c in chunk], batch_size=CHOICE_ROWS, device=self.device)
 
-    def _decode(self, prompts: list[Any], raw: bool, max_new: int, temperature: float, top_p: float,
-                seed: int) -> list[str]:
-        if not raw:
-            from scalelab.posttrain.policy import respond
+    def _decode(self, prompts: list[Any], raw: bool, max_new: int, temperature: float = 0.0, top_p: float = 1.0,
+                seeds: list[int] | None = None) -> list[str]:
+        """Replies to chats (or continuations of plain text when `raw`); sampled rows use `seeds`."""
+        from scalelab.posttrain.policy import _stop_ids, respond
 
-            return respond(self.policy, prompts, max_new_tokens=max_new, temperature=temperature, seed=seed,
-                           batch_size=self.batch_size)
-        if not self.policy.is_scalelab:
+        policy, tok = self.policy, self.policy.tokenizer
+        if raw and not policy.is_scalelab:
             raise ValueError(f"{self.model_name}: plain-text completion needs a Llama-family checkpoint; "
                              "this one loads through transformers, so run only the chat tasks on it")
+        if temperature > 0 and seeds is not None and policy.is_scalelab and top_p >= 1.0:
+            from scalelab.rsp.sampling import sample_rows
+
+            bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
+            texts = [p if raw else render(tok, p, add_generation_prompt=True) for p in prompts]
+            ids = [bos + tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+            out = []
+            for start in range(0, len(ids), self.batch_size):
+                out += sample_rows(policy.model, ids[start:start + self.batch_size],
+                                   seeds[start:start + self.batch_size], max_new, temperature, _stop_ids(tok))
+            decoded = [tok.decode(o, skip_special_tokens=True) for o in out]
+            return decoded if raw else [d.strip() for d in decoded]
+        seed = seeds[0] if seeds else 0
+        if not raw:
+            return respond(policy, prompts, max_new_tokens=max_new, temperature=temperature, seed=seed,
+                           batch_size=self.batch_size)
         from scalelab.generation import Generator
 
-        return Generator(self.policy.model, self.policy.tokenizer).complete(
-            prompts, max_new_tokens=max_new, temperature=temperature, top_p=top_p, seed=seed)
+        return Generator(policy.model, tok).complete(prompts, max_new_tokens=max_new, temperature=temperature,
+                                                     top_p=top_p, seed=seed)
 
 
 @modelapi(name=PROVIDER)
