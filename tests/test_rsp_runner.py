@@ -84,6 +84,8 @@ def test_run_evals_scores_and_repeats_greedy_results_exactly(run_dir: Path, tmp_
             assert Path(s.log).is_file() and s.metric in ("accuracy", "rate")
     jb = first["harmful_compliance"]["jailbreak"]
     assert len(jb.details["per_template"]) == 8 and jb.value >= max(jb.details["per_template"].values())
+    assert first["harmful_compliance"]["few_shot"].details["shots"] == TINY_FT.shots
+    assert first["harmful_compliance"]["best_of_n"].details["best_of"] == TINY_FT.best_of
 
     again = run_evals(model_dir, world, evals, limit=2, log_dir=tmp_path / "b")
     for e in evals:
