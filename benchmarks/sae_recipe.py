@@ -43,7 +43,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "lr4e-3_b2048": ({"lr": 4e-3, "batch_size": 2048}, {}),
     "lr2e-3_b2048": ({"lr": 2e-3, "batch_size": 2048}, {}),
     "lr3e-3_b2048": ({"lr": 3e-3, "batch_size": 2048}, {}),
-    "lr3e-3_b2048_benc0.1": ({"lr": 3e-3, "batch_size": 2048, "b_enc_lr_scale": 0.1}, {}),
+    "lr2.5e-3_b2048": ({"lr": 2.5e-3, "batch_size": 2048}, {}),
     "lr8e-3_b4096": ({"lr": 8e-3, "batch_size": 4096}, {}),
     "lr4e-3_b1024_dead10k": ({"lr": 4e-3, "batch_size": 1024}, {"dead_tokens": 10_240}),
     "lr4e-3_b1024_dead10k_aux1/8": ({"lr": 4e-3, "batch_size": 1024}, {"dead_tokens": 10_240, "aux_coeff": 1 / 8}),

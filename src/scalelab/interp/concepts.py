@@ -88,8 +88,11 @@ def _best_f1_over_densities(acts: torch.Tensor, labels: torch.Tensor, n_concepts
     sizes = torch.bincount(lab, minlength=n_concepts).float()
     best: dict[str, torch.Tensor] | None = None
     best_fires = torch.zeros(acts.shape[1])
+    ordered = acts.sort(dim=0).values  # one sort serves every density (kthvalue per density cost 5x more)
+    n = len(acts)
     for d in densities:
-        active = neuron_firing(acts, d) & (acts > 0)
+        thresh = ordered[min(max(1, round((1.0 - d) * n)), n) - 1]
+        active = (acts > thresh[None, :]) & (acts > 0)
         fires = active.sum(0).float()
         scores = score_units(unit_concept_counts(active, lab, n_concepts), fires, sizes)
         if best is None:
