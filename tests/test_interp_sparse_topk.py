@@ -26,7 +26,7 @@ def test_sparse_step_matches_the_dense_definition(n_dead: int) -> None:
     dense = copy.deepcopy(sparse)
 
     loss_s, parts_s = sparse.training_step_loss(x)
-    loss_d, parts_d = SAE.training_step_loss(dense, x)
+    loss_d, _ = SAE.training_step_loss(dense, x)
     assert ("auxk" in parts_s) == (n_dead > 0)
     assert torch.allclose(loss_s, loss_d, rtol=1e-5, atol=1e-6)
     loss_s.backward()
