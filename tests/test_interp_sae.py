@@ -109,3 +109,16 @@ def test_load_refuses_wrong_shapes_and_unknown_architectures(tmp_path) -> None:
     (tmp_path / CFG).unlink()
     with pytest.raises(FileNotFoundError, match=r"cfg\.json"):
         load_sae(tmp_path)
+
+
+def test_geometric_median_start_ignores_an_outlier_and_bad_names_are_refused() -> None:
+    from scalelab.interp.sae.base import geometric_median
+
+    x = torch.cat([torch.randn(200, 4, generator=torch.Generator().manual_seed(0)) * 0.1 + 1.0,
+                   torch.full((5, 4), 100.0)])
+    assert (geometric_median(x) - 1.0).abs().max() < 0.1  # the mean is pulled to ~3.4
+    sae = make_sae(SAEConfig(arch="topk", d_in=4, d_sae=8))
+    sae.fit_normalisation(x, "median")
+    assert torch.allclose(sae.b_dec / sae.norm_scale, geometric_median(x), atol=1e-4)
+    with pytest.raises(ValueError, match="b_dec_init"):
+        sae.fit_normalisation(x, "mode")
