@@ -153,6 +153,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4096, help="the peers' batch size (their defaults: 4096/4096)")
     ap.add_argument("--scalelab-batch", type=int, default=0, help="0: scalelab's default recipe")
     ap.add_argument("--repeats", type=int, default=2, help="interleaved passes over the peers (throughput)")
+    ap.add_argument("--once", default="", help="peers to run in the first pass only (a slow peer on a busy machine)")
+    ap.add_argument("--skip-quality", action="store_true", help="throughput only: no FVU / CE scoring")
     ap.add_argument("--peers", default="scalelab,sae-lens,sparsify")
     ap.add_argument("--scalelab-lr", type=float, default=0.0, help="0: scalelab's default recipe")
     ap.add_argument("--reuse-cache", action="store_true", help="use OUT/cache from an earlier run")
@@ -188,7 +190,7 @@ def main() -> None:
                "train_sink_rows_dropped": int(sinks.sum()), "order": [], "peers": {}}
     for rep in range(args.repeats):
         for name in args.peers.split(","):
-            if "error" in results["peers"].get(name, {}):
+            if "error" in results["peers"].get(name, {}) or (rep and name in args.once.split(",")):
                 continue
             try:
                 if name == "scalelab":
@@ -203,7 +205,9 @@ def main() -> None:
                                      "activations_per_second": round(args.tokens / secs),
                                      "load": os.getloadavg()[0]})
             print(json.dumps(results["order"][-1]), flush=True)
-            if rep == 0:
+            if rep == 0 and args.skip_quality:
+                results["peers"][name] = {}
+            elif rep == 0:
                 with torch.no_grad():
                     rec = reconstruction_metrics(sae, eval_acts)
                     ce = ce_recovered(model, sae, site, batched(ce_ids, 4))
