@@ -19,6 +19,7 @@ the report says which ran where. `assess_and_record` is the same path `scalelab 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,8 +60,11 @@ def assess_and_record(model_dir: Path, policy: Policy, world_dir: Path, out_dir:
     return a, guards
 
 
-def _sha(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+def _forecast_sha(fit_json: Path) -> str:
+    """Hash of the forecasts an assessment reads: the scaling stage rewrites fit.json (timings) on every run,
+    so hashing the whole file would re-run every assessment on every rerun."""
+    table = json.loads(fit_json.read_text(encoding="utf-8")).get("forecast_table")
+    return hashlib.sha256(json.dumps(table, sort_keys=True).encode()).hexdigest()
 
 
 def _models(ctx: Any, summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -106,7 +110,7 @@ def run_rsp(ctx: Any, summary: dict[str, Any]) -> dict[str, Any] | None:
                          "counted (a rounding error next to pretraining's at these sizes).")
         config = {**ident, "elicitations": elic, "model": m["name"], "policy": policy.name,
                   "policy_sha256": policy.sha256, "model_sha256": model_sha256(m["dir"]),
-                  "fit_sha256": _sha(fit) if fit_json else None}
+                  "forecasts_sha256": _forecast_sha(fit) if fit_json else None}
         parents = [m["artifact"], world / "evals", *([fit] if fit_json else []), *policy_parents]
 
         def build(d: Path, m: dict[str, Any] = m, elic: list[str] = elic, notes: list[str] = notes) -> dict[str, Any]:
