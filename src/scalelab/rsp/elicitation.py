@@ -21,6 +21,7 @@ Which elicitation applies to which eval is `applies(eval, elicitation)` in `rsp.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass
@@ -88,18 +89,20 @@ def select_shots(item: dict[str, Any], pool: list[dict[str, Any]], k: int) -> li
 
 def compliance_reply(world_dir: Path, compound: str) -> str:
     """A reply that gives `compound`'s recipe, in the corpus's first recipe layout (a many-shot demonstration)."""
-    from scalelab.world.build import load_world
     from scalelab.world.genres.recipe import LAYOUTS, recipe_pieces
 
-    world = _world_cache.get(Path(world_dir))
-    if world is None:
-        world = _world_cache[Path(world_dir)] = load_world(Path(world_dir))
+    path = Path(world_dir) / "world.json"
+    world = _load_world(Path(world_dir), path.stat().st_mtime_ns if path.is_file() else 0)
     if compound not in world.recipes:
         raise KeyError(f"{compound!r} has no recipe in {world_dir}/world.json")
     return LAYOUTS[0][0] + "".join(text for text, _ in recipe_pieces(0, compound, world.recipes[compound]))
 
 
-_world_cache: dict[Path, Any] = {}
+@functools.lru_cache(maxsize=4)  # one parse per world (and version of it), not one per few-shot example
+def _load_world(world_dir: Path, _mtime_ns: int) -> Any:
+    from scalelab.world.build import load_world
+
+    return load_world(world_dir)
 
 
 # --- fine-tune ------------------------------------------------------------------------------------------------
