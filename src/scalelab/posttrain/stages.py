@@ -1,14 +1,14 @@
 """The four post-training stages, each a function from a policy (changed in place) to a result dict.
 
-- `sft`: the world's chat dialogues, loss on the assistant's tokens only.
+- `sft`: the world's chat dialogues and a paraphrased copy of each, loss on the assistant's tokens only.
 - `sl_cai`: red-team requests (harmful, benign look-alikes, unknown names, false claims) → the policy's
   sampled reply → critique under a randomly drawn principle → revision, for `sl_cai_rounds` rounds; mixed
   with helpfulness data (the policy's own greedy answers to plain questions, not revised, as the paper mixes
-  in its helpful model's samples) → fine-tune on both. Without that mix the fine-tune sees mostly refusals
-  and "I don't know"s and learns to give them to everything.
+  in its helpful model's samples) → fine-tune on both, so that the fine-tune is not made only of refusals,
+  corrections and "I don't know"s.
 - `rl_cai`: two sampled replies per request → the feedback model compares them under a random
-  constitution question → soft labels → DPO on the soft labels; a reward model is trained on the same
-  pairs and its pairwise accuracy measured on held-out pairs.
+  constitution question → soft labels → DPO (+ NLL of the preferred reply) on the soft labels; a reward
+  model is trained on the same pairs and its pairwise accuracy measured on held-out pairs.
 - `character`: trait-relevant requests; chosen replies from a teacher given the trait constitution as its
   system prompt, rejected replies from the student without it; DPO.
 
