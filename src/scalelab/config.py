@@ -306,9 +306,12 @@ def _tiny() -> RunConfig:
     cfg.ladder = [2, 3, 4, 5]
     # A narrower family (16 per layer) puts sizes around the prior optimum at budgets a 2-core machine can
     # afford; two sizes on each side of it; budgets x1.5 apart and a 10 tokens/param prior keep the sweep
-    # (12 fitted + 2 hold-out runs) inside 6 minutes; >= 64 steps per run (smaller batches for short runs).
+    # (12 fitted + 2 hold-out runs) inside 6 minutes. Batch 2 x 256 tokens: these models are step-limited
+    # (d3 on 393k tokens: val 3.12 at batch 16, 1.98 at 4, 1.81 at 2, lr 0.006-0.015 all within 0.01), and
+    # at batch 16 the short runs' losses bent the fit (hold-out errors +8.5%/+15.9%; +1.7%/-1.2% at batch 2).
+    # Two runs at once with one thread each (workers=0): a model this small cannot keep two cores busy.
     cfg.scaling = ScalingConfig(aspect_ratio=16, head_dim=16, min_each_side=2, budget_spacing=1.5,
-                                tokens_per_param_prior=10.0, min_steps=64)
+                                tokens_per_param_prior=10.0, batch_size=2, workers=0)
     # d4: the best fact recall of the tiny ladder at about half d5's cost per step (3-minute budget)
     cfg.posttrain = PosttrainConfig(depth=4)
     # 8 assessments (4 rungs + 4 post-trained stages) inside the stage's 90 s budget: zero-shot at 100 items
