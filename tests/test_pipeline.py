@@ -2,11 +2,14 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from scalelab.rsp.gate import DETERMINATION_FILE
 
 SCALELAB = [sys.executable, "-m", "scalelab.cli"]
 MODEL_KEYS = {"name", "params", "non_embedding_params", "tokens", "train_flops", "final_val_loss",
@@ -63,22 +66,31 @@ def test_rerun_skips_every_stage(smoke_run):
 
 
 def test_runs_lists_registry(smoke_run):
-    proc = subprocess.run([*SCALELAB, "runs", "--out", str(smoke_run), "--artifacts"], capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run([*SCALELAB, "runs", "--out", str(smoke_run), "--artifacts", "--limit", "500"],
+                          capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0
     assert "pretrain:d1" in proc.stdout and "finished" in proc.stdout and "tokenizer" in proc.stdout
 
 
-def test_generate_and_chat_cli(smoke_run):
+def test_generate_and_chat_cli(smoke_run, tmp_path):
     final = smoke_run / "models" / "d2" / "final"
     gen = subprocess.run([*SCALELAB, "generate", str(final), "The ", "12+3=", "-n", "8", "--temperature", "0"],
                          capture_output=True, text=True, timeout=120)
     assert gen.returncode == 0, gen.stderr[-2000:]
     assert gen.stdout.count("\n") >= 2 and "12+3=" in gen.stdout
-    chat = subprocess.run([*SCALELAB, "chat", str(final), "--system", "Be brief.", "-n", "8"],
-                          input="Who is Ada?\nAnd then?\n\n", capture_output=True, text=True, timeout=120)
-    assert chat.returncode == 0, chat.stderr[-2000:]
-    assert chat.stdout.count("assistant>") == 2
+    # The rsp stage assessed this model; chat serves it only if it crossed no threshold (the gate's own tests
+    # cover refusal and --safeguards on). A copy without the determination is a model never assessed.
+    det = json.loads((final / DETERMINATION_FILE).read_text())
+    unassessed = tmp_path / "d2"
+    shutil.copytree(final, unassessed, ignore=shutil.ignore_patterns(DETERMINATION_FILE))
+    for model in (final, unassessed):
+        chat = subprocess.run([*SCALELAB, "chat", str(model), "--system", "Be brief.", "-n", "8"],
+                              input="Who is Ada?\nAnd then?\n\n", capture_output=True, text=True, timeout=120)
+        if model == final and det["crossed"]:
+            assert chat.returncode != 0 and "--safeguards on" in chat.stderr, chat.stderr[-2000:]
+            continue
+        assert chat.returncode == 0, chat.stderr[-2000:]
+        assert chat.stdout.count("assistant>") == 2
 
 
 def test_real_text_corpus(tmp_path):

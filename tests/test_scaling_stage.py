@@ -115,7 +115,7 @@ def test_parallel_sweep_trains_the_same_models_as_sequential(smoke, tmp_path):
         assert par["final_val_loss"] == seq["final_val_loss"], run.name
     assert len(Registry(tmp_path / "runs.sqlite").runs()) == 3
     assert sweep_workers(0, "cpu", 14) >= 1 and sweep_workers(5, "cpu", 2) == 2
-    with pytest.raises(ConfigError, match="scaling.workers"):
+    with pytest.raises(ConfigError, match=r"scaling\.workers"):
         sweep_workers(-1, "cpu", 3)
 
 
