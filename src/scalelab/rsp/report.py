@@ -17,6 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter
 
 from scalelab.rsp.assess import CROSSED, EXPECTED_TO_CROSS, MAY_CROSS, forecast_cell
 from scalelab.rsp.policy import asl_name
@@ -132,6 +133,7 @@ def plot_capabilities(rsp: dict[str, Any], out_png: Path) -> Path | None:
         ax.axhline(t["yellow"], color="gold", lw=1.5, label=f"yellow line {t['yellow']:g}")
         ax.axhspan(t["yellow"], t["red"], color="gold", alpha=0.12)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # a span under one decade labels every minor tick
         ax.set_xlabel("training compute (FLOPs)")
         ax.set_ylabel(f"{t['eval']} {t['metric']}")
         ax.set_title(f"{t['id']} (→ {asl_name(t['requires'])})", fontsize=10)

@@ -24,6 +24,7 @@ from scalelab.config import ConfigError, EvalConfig, ModelConfig, RunConfig, Sca
 from scalelab.scaling.planner import PlannedRun, SweepPlan, SweepSpec, plan_sweep
 from scalelab.train.optim import pick_device
 
+EVALS_PER_RUN = 8  # validation points on a sweep run's curve (see run_train_config)
 # Training-config fields that change how a run is watched, not what it computes: not part of its identity.
 _WATCH_ONLY = ("progress", "log_every")
 
@@ -63,9 +64,15 @@ def plan_for(cfg: RunConfig, train_tokens: int) -> SweepPlan:
 
 
 def run_train_config(cfg: RunConfig, tokens: int, batch_size: int) -> TrainConfig:
-    """The exact training config of one sweep run: its tokens and batch; lr follows the loop's width rule."""
-    return dataclasses.replace(planning_train_config(cfg), tokens=tokens, max_tokens=0, batch_size=batch_size,
-                               progress=False)
+    """The exact training config of one sweep run: its tokens and batch; lr follows the loop's width rule.
+
+    A sweep run is validated `EVALS_PER_RUN` times (and at its end, which gives the loss the fits use): at the
+    small batches of a CPU sweep, validating every `train.eval_every` steps cost ~20% of the sweep's time.
+    """
+    base = planning_train_config(cfg)
+    steps = max(1, tokens // (batch_size * base.seq_len))
+    return dataclasses.replace(base, tokens=tokens, max_tokens=0, batch_size=batch_size, progress=False,
+                               eval_every=max(base.eval_every, -(-steps // EVALS_PER_RUN)))
 
 
 def run_identity(cfg: RunConfig, depth: int, tokens: int, batch_size: int) -> dict[str, Any]:
