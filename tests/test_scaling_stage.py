@@ -148,6 +148,18 @@ def test_diverged_runs_are_excluded_and_listed():
     assert fit["fit"]["n_runs"] == 8
 
 
+def test_tiers_differ_in_size_even_when_one_size_wins_several_budgets():
+    """Frontier = d2 at three budgets + d3 at the hold-out: the family adds d1 (the smaller neighbour)."""
+    def row(name, params, budget, loss):
+        return {"name": name, "params": params, "budget": budget, "final_val_loss": loss}
+
+    rows = [row("b1_d1", 36, 1, 2.05), row("b1_d2", 92, 1, 1.75), row("b1_d3", 181, 1, 1.84),
+            row("b2_d1", 36, 2, 1.90), row("b2_d2", 92, 2, 1.55), row("b2_d3", 181, 2, 1.59),
+            row("b3_d2", 92, 3, 1.50), row("b3_d3", 181, 3, 1.52), row("hold_d3", 181, 9, 1.25)]
+    tiers = pick_tiers(rows, ["small", "balanced", "large"])
+    assert [(n, r["name"]) for n, r in tiers] == [("small", "b2_d1"), ("balanced", "b3_d2"), ("large", "hold_d3")]
+
+
 def test_bad_scaling_settings_are_refused():
     with pytest.raises(ConfigError, match="shards"):
         sweep_spec(ScalingConfig(), 0)

@@ -39,19 +39,35 @@ def frontier(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def pick_tiers(records: Sequence[dict[str, Any]], names: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
-    """(name, run) for the cheapest, middle and most expensive frontier points (distinct sizes if there are 3)."""
+    """(name, run) for three sizes, smallest first: the compute-optimal frontier's cheapest, middle and largest.
+
+    A family trades quality for speed and cost, so its tiers must differ in size. One size is often optimal at
+    several budgets (it is one tier, at its best-trained point); when the frontier has fewer than three sizes,
+    the missing tiers are the best runs of the sizes next to it (smaller first: a small/fast tier is what a
+    family most needs), so the family is still three models that differ in cost.
+    """
     if len(names) != 3 or len(set(names)) != 3:
         raise ConfigError(f"scaling.tier_names={list(names)} must be three distinct names "
                           "(small/fast, balanced, large/most capable)")
     front = frontier(records)
-    # one model per size: the same depth optimal at two budgets is one tier, at its best-trained point
-    by_size = {r["params"]: r for r in front}
-    distinct = sorted(by_size.values(), key=lambda r: r["budget"])
-    if len(distinct) >= 3:
-        front = distinct
-    if len(front) < 3:
-        raise ConfigError(f"the sweep's frontier has {len(front)} budget(s); three tiers need at least 3")
-    return list(zip(names, (front[0], front[len(front) // 2], front[-1]), strict=True))
+    if not front:
+        raise ConfigError("the sweep has no finished run to pick tiers from")
+    best: dict[int, dict[str, Any]] = {}  # the lowest-loss run of every size
+    for r in records:
+        if r["final_val_loss"] == r["final_val_loss"] and r["final_val_loss"] != float("inf") and (
+                r["params"] not in best or r["final_val_loss"] < best[r["params"]]["final_val_loss"]):
+            best[r["params"]] = r
+    chosen = {r["params"]: best[r["params"]] for r in front}
+    others = sorted(set(best) - set(chosen))
+    while len(chosen) < 3 and others:
+        lo = max((p for p in others if p < min(chosen)), default=None)
+        pick = lo if lo is not None else min(others)
+        chosen[pick] = best[pick]
+        others.remove(pick)
+    if len(chosen) < 3:
+        raise ConfigError(f"the sweep has {len(chosen)} model size(s); three tiers need at least 3")
+    sizes = sorted(chosen)
+    return list(zip(names, (chosen[sizes[0]], chosen[sizes[len(sizes) // 2]], chosen[sizes[-1]]), strict=True))
 
 
 @torch.no_grad()
