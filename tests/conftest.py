@@ -36,3 +36,26 @@ def make_shards(tmp_path: Path, n_tokens: int, vocab_size: int, seed: int, *, va
     index = {"dtype": "uint16", "vocab_size": vocab_size, "bos_id": bos_id, "pad_id": pad_id, "splits": splits}
     (out / "index.json").write_text(json.dumps(index))
     return out
+
+
+def random_smoke_model(out: Path) -> tuple[Path, object]:
+    """OUT/world (the smoke preset's world), OUT/tokenizer, OUT/models/d1/final: a random depth-1 Llama (seed 0).
+
+    Returns the model folder and its ModelConfig; for tests that need a real world and a servable model, not a
+    trained one.
+    """
+    import torch
+
+    from scalelab.config import ModelConfig, preset
+    from scalelab.data.tokenizer import train_tokenizer
+    from scalelab.model.hf import save_hf
+    from scalelab.model.llama import Llama
+    from scalelab.world import build_world
+
+    build_world(preset("smoke").world, out / "world")
+    texts = [json.loads(line)["text"] for line in (out / "world" / "train.jsonl").read_text().splitlines()]
+    tok = train_tokenizer(texts, 512, out / "tokenizer")
+    torch.manual_seed(0)
+    cfg = ModelConfig(depth=1, aspect_ratio=32, head_dim=16, vocab_size=len(tok), max_seq_len=256)
+    final = save_hf(Llama(cfg), out / "models" / "d1" / "final", tokenizer_dir=out / "tokenizer")
+    return Path(final), cfg

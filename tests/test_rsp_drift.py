@@ -8,14 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
+from conftest import random_smoke_model
 from scalelab.cli import app
-from scalelab.config import ModelConfig, preset
-from scalelab.data.tokenizer import train_tokenizer
-from scalelab.model.hf import save_hf
-from scalelab.model.llama import Llama
 from scalelab.rsp.drift import (
     Version,
     compare_outcomes,
@@ -27,7 +23,6 @@ from scalelab.rsp.drift import (
     run_suite,
     sign_flip_p,
 )
-from scalelab.world import build_world
 
 ALPHA = 0.05
 
@@ -99,12 +94,7 @@ def test_unpaired_inputs_are_refused():
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run")
-    build_world(preset("smoke").world, out / "world")
-    texts = [json.loads(line)["text"] for line in (out / "world" / "train.jsonl").read_text().splitlines()]
-    tok = train_tokenizer(texts, 512, out / "tokenizer")
-    torch.manual_seed(0)
-    model = Llama(ModelConfig(depth=1, aspect_ratio=32, head_dim=16, vocab_size=len(tok), max_seq_len=256))
-    save_hf(model, out / "models" / "d1" / "final", tokenizer_dir=out / "tokenizer")
+    random_smoke_model(out)
     return out
 
 

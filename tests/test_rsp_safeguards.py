@@ -9,13 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from scalelab.config import ModelConfig, preset
-from scalelab.data.tokenizer import train_tokenizer
+from conftest import random_smoke_model
 from scalelab.evals.chat import WorldFacts
 from scalelab.interp.sae import SAEConfig, make_sae
 from scalelab.interp.saelens import save_sae
-from scalelab.model.hf import save_hf
-from scalelab.model.llama import Llama
 from scalelab.rsp.safeguards import SAFEGUARD_NAMES, OutputFilter, find_sae, measure_safeguards
 from scalelab.rsp.safeguards.classifier import HazardClassifier, measure_classifier
 from scalelab.rsp.safeguards.data import heldout_prompts, heldout_replies, segments, training_texts
@@ -24,7 +21,6 @@ from scalelab.rsp.safeguards.probe import binary_metrics, fit_logistic
 from scalelab.rsp.safeguards.refusal import PLAIN, refusal_robustness
 from scalelab.rsp.safeguards.sae_monitor import fit_monitor, roc_auc
 from scalelab.rsp.safeguards.suite import judge, parse_bounds
-from scalelab.world import build_world
 from scalelab.world.jailbreaks import JAILBREAKS
 
 
@@ -103,13 +99,7 @@ def test_segments_label_hazard_spans_and_harmful_requests():
 def run(tmp_path_factory) -> Path:
     """RUN/world (the smoke preset's world), RUN/models/d1/final (a random depth-1 Llama), RUN/interp/d1 (an SAE)."""
     out = tmp_path_factory.mktemp("run")
-    build_world(preset("smoke").world, out / "world")
-    texts = [json.loads(line)["text"] for line in (out / "world" / "train.jsonl").read_text().splitlines()]
-    tok = train_tokenizer(texts, 512, out / "tokenizer")
-    torch.manual_seed(0)
-    cfg = ModelConfig(depth=1, aspect_ratio=32, head_dim=16, vocab_size=len(tok), max_seq_len=256)
-    model = Llama(cfg)
-    final = save_hf(model, out / "models" / "d1" / "final", tokenizer_dir=out / "tokenizer")
+    final, cfg = random_smoke_model(out)
     sae = make_sae(SAEConfig(arch="topk", d_in=cfg.d_model, d_sae=128, k=8))
     save_sae(sae, out / "interp" / "d1", {"model_name": str(final), "site": "resid_post.0"})
     return out
