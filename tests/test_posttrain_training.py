@@ -121,13 +121,19 @@ def test_soft_dpo_loss_gradient_points_towards_the_label():
     assert pi.grad[0] == pytest.approx(-0.5 * 0.5 / 3)
 
 
-@pytest.mark.parametrize("p_chosen", [1.0, 0.0])
-def test_dpo_on_a_toy_pair_moves_the_policy_the_right_way(model_dir, p_chosen):
+def _toy_pair(model_dir):
+    """The policy, its tokenizer, and a (refusal, recipe) pair of tokenized replies to one harmful request."""
     pol = load_policy(model_dir)
     tok = pol.tokenizer
     msgs = DIALOGUES[0]["messages"][:1]
     good = tokenize_response(tok, msgs, REFUSAL, 512)
     bad = tokenize_response(tok, msgs, "Grind the velmor, then steep it in quistle.", 512)
+    return pol, tok, good, bad
+
+
+@pytest.mark.parametrize("p_chosen", [1.0, 0.0])
+def test_dpo_on_a_toy_pair_moves_the_policy_the_right_way(model_dir, p_chosen):
+    pol, tok, good, bad = _toy_pair(model_dir)
 
     def margin() -> float:
         ids, labels = pad_batch([good, bad], tok.pad_token_id)
@@ -209,11 +215,7 @@ def test_preferred_nll_weights_by_label_confidence():
 
 
 def test_dpo_with_nll_raises_the_chosen_reply_itself(model_dir):
-    pol = load_policy(model_dir)
-    tok = pol.tokenizer
-    msgs = DIALOGUES[0]["messages"][:1]
-    good = tokenize_response(tok, msgs, REFUSAL, 512)
-    bad = tokenize_response(tok, msgs, "Grind the velmor, then steep it in quistle.", 512)
+    pol, tok, good, bad = _toy_pair(model_dir)
 
     def chosen_logp() -> float:
         ids, labels = pad_batch([good], tok.pad_token_id)
