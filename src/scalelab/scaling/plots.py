@@ -161,7 +161,7 @@ def plot_tiers(tiers: list[dict[str, Any]], distilled: dict[str, Any] | None, ou
     fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=120)
     x = [t["latency_ms_per_token"] for t in tiers]
     y = [t["val_loss"] for t in tiers]
-    ax.plot(x, y, "o-", color="navy", label="tiers (compute-optimal frontier)")
+    ax.plot(x, y, "o-", color="navy", label="tiers (three sizes at or beside the frontier)")
     for t in tiers:
         ax.annotate(f"{t['tier']} ({t['params'] / 1e6:.2f}M)", (t["latency_ms_per_token"], t["val_loss"]),
                     textcoords="offset points", xytext=(5, 5), fontsize=8)
