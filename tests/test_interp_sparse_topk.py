@@ -10,6 +10,7 @@ import torch
 
 from scalelab.interp.sae import SAEConfig, make_sae
 from scalelab.interp.sae.base import SAE
+from scalelab.interp.sae.sparse_topk import _n_groups, grouped_topk
 
 
 @pytest.mark.parametrize("n_dead", [0, 5, 40])
@@ -35,3 +36,45 @@ def test_sparse_step_matches_the_dense_definition(n_dead: int) -> None:
         gs, gd = getattr(sparse, name).grad, getattr(dense, name).grad
         assert torch.allclose(gs, gd, rtol=1e-4, atol=1e-5), name
     assert torch.equal(sparse.steps_since_fired, dense.steps_since_fired)
+
+
+@pytest.mark.parametrize("d,k", [(9216, 32), (1024, 8), (600, 20), (96, 6)])
+def test_grouped_topk_is_exact(d: int, k: int) -> None:
+    torch.manual_seed(1)
+    pre = torch.randn(50, d)
+    pre[:5] = pre[:5].round()  # rows full of ties
+    pre[5, : d // 2] = 7.0  # one row whose top-k all tie, packed into a few groups
+    vals, idx = grouped_topk(pre, k)
+    ref = pre.topk(k, dim=-1).values
+    assert torch.equal(vals.sort(-1).values, ref.sort(-1).values)
+    assert torch.equal(pre.gather(1, idx), vals)  # indices point at the values
+    assert all(len(set(row.tolist())) == k for row in idx)  # k distinct latents per row
+
+
+def test_grouped_topk_uses_groups_on_wide_rows() -> None:
+    # The fast path must actually run where it matters (SmolLM2: 576 x 16 latents), not only fall back.
+    assert _n_groups(9216, 32) == 512  # the divisor of 9,216 nearest sqrt(9,216 * 32) = 543
+    assert _n_groups(96, 6) == 24
+    assert _n_groups(97, 6) == 0  # a prime width has no grouping: plain top-k
+
+
+def test_sparse_step_matches_dense_on_a_wide_sae() -> None:
+    # d_sae = 1024 takes grouped_topk's grouped path and reuses the workspace over two steps.
+    torch.manual_seed(0)
+    cfg = SAEConfig(arch="topk", d_in=32, d_sae=1024, k=8, dead_tokens=10**9)
+    sparse = make_sae(cfg)
+    dense = copy.deepcopy(sparse)
+    for seed in (0, 1):
+        x = torch.randn(128, 32, generator=torch.Generator().manual_seed(seed)) * 2
+        if seed == 0:
+            sparse.fit_normalisation(x)
+            dense.fit_normalisation(x)
+        loss_s, _ = sparse.training_step_loss(x)
+        loss_d, _ = SAE.training_step_loss(dense, x)
+        assert torch.allclose(loss_s, loss_d, rtol=1e-5, atol=1e-6)
+        loss_s.backward()
+        loss_d.backward()
+        for name in ("W_enc", "b_enc", "b_dec", "W_dec"):
+            assert torch.allclose(getattr(sparse, name).grad, getattr(dense, name).grad, rtol=1e-4, atol=1e-5), name
+            getattr(sparse, name).grad = None
+            getattr(dense, name).grad = None

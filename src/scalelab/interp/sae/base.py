@@ -133,10 +133,11 @@ class SAE(nn.Module):
     @torch.no_grad()
     def remove_parallel_grad(self) -> None:
         """Drop the part of W_dec's gradient that would change row norms (they are renormalised anyway)."""
-        if self.W_dec.grad is None:
+        grad, w = self.W_dec.grad, self.W_dec
+        if grad is None:
             return
-        w = self.W_dec
-        self.W_dec.grad -= (self.W_dec.grad * w).sum(-1, keepdim=True) * w
+        # One read of each matrix for the dot products, one fused update: no (d_sae, d_in) temporaries.
+        grad.addcmul_(torch.linalg.vecdot(grad, w).unsqueeze(-1), w, value=-1.0)
 
     @torch.no_grad()
     def normalise_decoder(self) -> None:

@@ -7,7 +7,9 @@ gradient. Here only the encoder's forward matmul is dense, and it runs once per 
 of a second encoder pass. The backward gathers the gradients of every selected pre-activation (main and
 AuxK) into one sparse CSR (d_sae × batch) matrix, so ∂W_enc is one sparse-dense product; decoding is
 `F.embedding_bag` over the selected decoder rows, whose backward is a scatter-add of k rows per token.
-Profiled on this CPU (BENCHMARKS.md): the dense encoder matmul and the top-k then take most of a step.
+Profiled on this CPU (BENCHMARKS.md): the dense encoder matmul and the top-k then take most of a step, so
+the matmul writes into a buffer reused across steps (a fresh 2048 × 9,216 output costs ~25 ms of page faults
+per step) and the top-k goes through `grouped_topk`, which reads the full row only once.
 """
 
 from __future__ import annotations
@@ -32,14 +34,46 @@ def _csr_transpose_mm(idx: torch.Tensor, g: torch.Tensor, n_cols: int, dense: to
     return gt @ dense
 
 
+def _n_groups(d: int, k: int) -> int:
+    """The number of strided groups for `grouped_topk`: a divisor of d near sqrt(d·k), at least 2k, so the
+    candidates (k groups of d/G) are few; 0 when no divisor leaves at least two members per group."""
+    target = (d * k) ** 0.5
+    divisors = [g for g in range(2 * k, d // 2 + 1) if d % g == 0]
+    return min(divisors, key=lambda g: abs(g - target)) if divisors else 0
+
+
+def grouped_topk(pre: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exactly `pre.topk(k, dim=-1, sorted=False)`'s values (as a multiset, ties included), ~1.6× faster on wide rows.
+
+    Latent j belongs to group j mod G. Every top-k element lies in one of the k groups with the largest maxima
+    (if its group were not among them, those k groups' maxima would be k distinct elements at least as large),
+    so one pass computes the group maxima, a small top-k picks k groups, and the final top-k runs over their
+    k·d/G members only. torch's CPU top-k costs per row far more than the max-reduction, which is why this wins.
+    """
+    b, d = pre.shape
+    g = _n_groups(d, k)
+    if not g:
+        return pre.topk(k, dim=-1, sorted=False)
+    m = d // g
+    grouped = pre.view(b, m, g)
+    _, gi = grouped.amax(1).topk(k, dim=-1, sorted=False)  # (b, k) chosen groups
+    cand = grouped.gather(2, gi[:, None, :].expand(b, m, k)).reshape(b, m * k)
+    vals, j = cand.topk(k, dim=-1, sorted=False)
+    return vals, gi.gather(1, j % k) + (j // k) * g
+
+
 class _TopKEncode(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, w_enc: torch.Tensor, b_enc: torch.Tensor, b_dec: torch.Tensor,  # type: ignore[override]
-                k: int, aux_k: int, aux_candidates: torch.Tensor | None
+                k: int, aux_k: int, aux_candidates: torch.Tensor | None, workspace: torch.Tensor | None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         xc = x - b_dec
-        pre = torch.addmm(b_enc, xc, w_enc)
-        vals, idx = pre.topk(k, dim=-1, sorted=False)
+        shape = (len(xc), w_enc.shape[1])
+        if workspace is not None and workspace.shape == shape and workspace.dtype == xc.dtype:
+            pre = torch.mm(xc, w_enc, out=workspace).add_(b_enc)
+        else:
+            pre = torch.addmm(b_enc, xc, w_enc)
+        vals, idx = grouped_topk(pre, k)
         out = vals.relu()
         aux_out = out.new_zeros(len(x), 0)
         aux_idx = idx.new_zeros(len(x), 0)
@@ -66,15 +100,18 @@ class _TopKEncode(torch.autograd.Function):
         g_w = _csr_transpose_mm(idx, g, d_sae, xc).t()  # (d_in, d_sae)
         g_b_enc = torch.zeros(d_sae, dtype=g.dtype, device=g.device).index_add_(0, idx.reshape(-1), g.reshape(-1))
         g_b_dec = -(w_enc @ g_b_enc)
-        return None, g_w, g_b_enc, g_b_dec, None, None, None
+        return None, g_w, g_b_enc, g_b_dec, None, None, None, None
 
 
 def topk_encode(x: torch.Tensor, w_enc: torch.Tensor, b_enc: torch.Tensor, b_dec: torch.Tensor, k: int,
-                aux_k: int = 0, aux_candidates: torch.Tensor | None = None
+                aux_k: int = 0, aux_candidates: torch.Tensor | None = None, workspace: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(values, indices) of the ReLU'd top-k pre-activations, each (batch, k), then the same for the top
-    `aux_k` among `aux_candidates` that did not fire in this batch (each (batch, ≤ aux_k); empty if none)."""
-    return _TopKEncode.apply(x, w_enc, b_enc, b_dec, k, aux_k, aux_candidates)
+    `aux_k` among `aux_candidates` that did not fire in this batch (each (batch, ≤ aux_k); empty if none).
+
+    `workspace`, a (batch, d_sae) tensor the caller keeps between steps, receives the pre-activations
+    (nothing reads it after this call returns); without one, a fresh tensor is allocated."""
+    return _TopKEncode.apply(x, w_enc, b_enc, b_dec, k, aux_k, aux_candidates, workspace)
 
 
 def topk_decode(vals: torch.Tensor, idx: torch.Tensor, w_dec: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ def topk_relu(pre: torch.Tensor, k: int) -> torch.Tensor:
 
 class TopKSAE(SAE):
     arch = "topk"
+    _workspace: torch.Tensor | None = None  # pre-activation buffer reused by every training step
 
     def activation(self, pre: torch.Tensor) -> torch.Tensor:
         return topk_relu(pre, self.cfg.k)
@@ -31,7 +32,11 @@ class TopKSAE(SAE):
         # Latents that will count as dead after this batch unless they fire in it (see base.dead_mask).
         candidates = self.steps_since_fired + x.shape[0] >= self.cfg.dead_tokens
         aux_k = (self.cfg.aux_k or self.cfg.d_in // 2) if self.cfg.aux_coeff > 0 else 0
-        vals, idx, a_vals, a_idx = topk_encode(x, self.W_enc, self.b_enc, self.b_dec, k, aux_k, candidates)
+        shape = (x.shape[0], self.cfg.d_sae)
+        if self._workspace is None or self._workspace.shape != shape or self._workspace.dtype != x.dtype:
+            self._workspace = x.new_empty(shape)
+        vals, idx, a_vals, a_idx = topk_encode(x, self.W_enc, self.b_enc, self.b_dec, k, aux_k, candidates,
+                                               self._workspace)
         recon = topk_decode(vals, idx, self.W_dec) + self.b_dec
         parts = {"mse": (recon - x).pow(2).sum(-1).mean()}
         with torch.no_grad():
