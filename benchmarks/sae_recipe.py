@@ -51,6 +51,30 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 }
 
 
+# Name parts for variants not in the table: "lr6e-3_b4096_w0.1_dead20480_aux0.125_decay0.3_median".
+_PARTS: dict[str, tuple[str, str, type]] = {"lr": ("t", "lr", float), "b": ("t", "batch_size", int),
+                                            "w": ("t", "warmup_frac", float), "decay": ("t", "decay_frac", float),
+                                            "dead": ("s", "dead_tokens", int), "aux": ("s", "aux_coeff", float)}
+
+
+def parse_variant(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A table entry, or the (TrainSAEConfig, SAEConfig) overrides spelled out by the name's parts."""
+    if name in VARIANTS:
+        return VARIANTS[name]
+    train_kw: dict[str, Any] = {}
+    sae_kw: dict[str, Any] = {}
+    for part in name.split("_"):
+        if part == "median":
+            train_kw["b_dec_init"] = "median"
+            continue
+        key = next((k for k in sorted(_PARTS, key=len, reverse=True) if part.startswith(k)), None)
+        if key is None:
+            raise SystemExit(f"variant {name!r}: cannot read {part!r} (known: {', '.join(_PARTS)}, median)")
+        where, field, kind = _PARTS[key]
+        (train_kw if where == "t" else sae_kw)[field] = kind(float(part[len(key):]))
+    return train_kw, sae_kw
+
+
 def train_sparsify(x: torch.Tensor, d_sae: int, k: int, tokens: int, batch: int) -> tuple[torch.nn.Module, float]:
     """sparsify's SparseCoder and optimiser in its training step's order (as in benchmarks/sae_peers.py)."""
     from schedulefree import ScheduleFreeWrapper
@@ -95,6 +119,8 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=163_840)
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of: {', '.join(VARIANTS)}, "
                     "sparsify, sparsify_b1024")
+    ap.add_argument("--dead-tokens", type=int, default=40_960,
+                    help="tokens silent before a latent counts as dead for AuxK (variants' `dead` part overrides)")
     ap.add_argument("--keep-massive", action="store_true", help="train on attention-sink rows too")
     ap.add_argument("--out", default="sae_recipe.jsonl")
     args = ap.parse_args()
@@ -110,9 +136,9 @@ def main() -> None:
             sae, secs = train_sparsify(train, d_sae, k, args.tokens, batch)
             n = args.tokens // batch * batch
         else:
-            tkw, skw = VARIANTS[name]
+            tkw, skw = parse_variant(name)
             res = train_sae(train, SAEConfig(**{"arch": "topk", "d_in": rows.shape[1], "d_sae": d_sae, "k": k,
-                                                "dead_tokens": args.tokens // 4, **skw}),
+                                                "dead_tokens": args.dead_tokens, **skw}),
                             TrainSAEConfig(tokens=args.tokens, progress=False, **tkw))
             sae, secs, n = res.sae, res.seconds, res.rows
         with torch.no_grad():

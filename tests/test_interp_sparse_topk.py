@@ -32,7 +32,7 @@ def test_sparse_step_matches_the_dense_definition(n_dead: int) -> None:
     assert torch.allclose(loss_s, loss_d, rtol=1e-5, atol=1e-6)
     loss_s.backward()
     loss_d.backward()
-    for name in ("W_enc", "b_enc", "b_dec", "W_dec"):
+    for name in ("W_enc_T", "b_enc", "b_dec", "W_dec"):
         gs, gd = getattr(sparse, name).grad, getattr(dense, name).grad
         assert torch.allclose(gs, gd, rtol=1e-4, atol=1e-5), name
     assert torch.equal(sparse.steps_since_fired, dense.steps_since_fired)
@@ -74,7 +74,7 @@ def test_sparse_step_matches_dense_on_a_wide_sae() -> None:
         assert torch.allclose(loss_s, loss_d, rtol=1e-5, atol=1e-6)
         loss_s.backward()
         loss_d.backward()
-        for name in ("W_enc", "b_enc", "b_dec", "W_dec"):
+        for name in ("W_enc_T", "b_enc", "b_dec", "W_dec"):
             assert torch.allclose(getattr(sparse, name).grad, getattr(dense, name).grad, rtol=1e-4, atol=1e-5), name
             getattr(sparse, name).grad = None
             getattr(dense, name).grad = None

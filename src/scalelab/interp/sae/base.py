@@ -67,12 +67,20 @@ class SAE(nn.Module):
         w_dec = torch.randn(cfg.d_sae, cfg.d_in)
         w_dec = w_dec / w_dec.norm(dim=1, keepdim=True)
         self.W_dec = nn.Parameter(w_dec)
-        # Encoder starts as the decoder's transpose (Gao et al. 2024): fewer dead latents early on.
-        self.W_enc = nn.Parameter(w_dec.T.clone())
+        # Encoder starts as the decoder's transpose (Gao et al. 2024): fewer dead latents early on. It is stored
+        # one latent per row, (d_sae, d_in) contiguous, and read as `W_enc` (d_in, d_sae), SAELens's convention:
+        # the sparse TopK backward yields its gradient in row layout, and a fused optimiser copies a
+        # non-contiguous parameter on every step (13 ms for 576 x 9,216 on one CPU thread).
+        self.W_enc_T = nn.Parameter(w_dec.clone())
         self.b_enc = nn.Parameter(torch.zeros(cfg.d_sae))
         self.b_dec = nn.Parameter(torch.zeros(cfg.d_in))
         self.register_buffer("norm_scale", torch.ones(()))
         self.register_buffer("steps_since_fired", torch.zeros(cfg.d_sae, dtype=torch.long))
+
+    @property
+    def W_enc(self) -> torch.Tensor:
+        """The encoder, (d_in, d_sae): a transposed view of the stored `W_enc_T` (writes go through)."""
+        return self.W_enc_T.t()
 
     # -- the map -------------------------------------------------------------------------------------
     def pre_acts(self, x_scaled: torch.Tensor) -> torch.Tensor:

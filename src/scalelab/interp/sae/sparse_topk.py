@@ -31,7 +31,9 @@ def _csr_transpose_mm(idx: torch.Tensor, g: torch.Tensor, n_cols: int, dense: to
     with warnings.catch_warnings():  # torch flags CSR as beta on every construction; it is tested here
         warnings.simplefilter("ignore", UserWarning)
         gt = torch.sparse_csr_tensor(crow, rows, g.reshape(-1)[order], (n_cols, b), check_invariants=False)
-    return gt @ dense
+    out = dense.new_empty(n_cols, dense.shape[1])
+    # beta=0 into an empty output: `gt @ dense` zero-fills a result and copies it, ~2x the time at 9,216 x 576.
+    return torch.addmm(out, gt, dense, beta=0, out=out)
 
 
 def _n_groups(d: int, k: int) -> int:
