@@ -116,6 +116,27 @@ def topk_encode(x: torch.Tensor, w_enc: torch.Tensor, b_enc: torch.Tensor, b_dec
     return _TopKEncode.apply(x, w_enc, b_enc, b_dec, k, aux_k, aux_candidates, workspace)
 
 
+class _TopKDecode(torch.autograd.Function):
+    """`F.embedding_bag` forward; backward writes ∂W_dec with the same CSR product as the encoder's instead of
+    embedding_bag's zero-filled dense scatter, and the value gradients with its per-sample-weights kernel."""
+
+    @staticmethod
+    def forward(ctx, vals: torch.Tensor, idx: torch.Tensor, w_dec: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(vals, idx, w_dec)
+        return F.embedding_bag(idx, w_dec, per_sample_weights=vals, mode="sum")
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):  # type: ignore[override]
+        vals, idx, w_dec = ctx.saved_tensors
+        b, k = idx.shape
+        g_w = _csr_transpose_mm(idx, vals, w_dec.shape[0], g)
+        offsets = torch.arange(0, b * k, k, device=idx.device)
+        bag_of = torch.arange(b, device=idx.device).repeat_interleave(k)
+        g_vals = torch.ops.aten._embedding_bag_per_sample_weights_backward(
+            g.contiguous(), w_dec, idx.reshape(-1), offsets, bag_of, 0)  # mode 0 = sum
+        return g_vals.view(b, k), None, g_w
+
+
 def topk_decode(vals: torch.Tensor, idx: torch.Tensor, w_dec: torch.Tensor) -> torch.Tensor:
     """Σ_j vals[:, j] · W_dec[idx[:, j]], without the bias."""
-    return F.embedding_bag(idx, w_dec, per_sample_weights=vals, mode="sum")
+    return _TopKDecode.apply(vals, idx, w_dec)
