@@ -54,6 +54,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 # Name parts for variants not in the table: "lr6e-3_b4096_w0.1_dead20480_aux0.125_decay0.3_median".
 _PARTS: dict[str, tuple[str, str, type]] = {"lr": ("t", "lr", float), "b": ("t", "batch_size", int),
                                             "w": ("t", "warmup_frac", float), "decay": ("t", "decay_frac", float),
+                                            "eps": ("t", "adam_eps", float),
                                             "dead": ("s", "dead_tokens", int), "aux": ("s", "aux_coeff", float)}
 
 
@@ -64,8 +65,11 @@ def parse_variant(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     train_kw: dict[str, Any] = {}
     sae_kw: dict[str, Any] = {}
     for part in name.split("_"):
-        if part == "median":
-            train_kw["b_dec_init"] = "median"
+        flags = {"median": {"b_dec_init": "median"}, "fit": {"fit_encoder_scale": True}, "lazy": {"lazy_adam": True},
+                 "rs2": {"resample_at": (0.25, 0.5)}, "rs3": {"resample_at": (0.2, 0.4, 0.6)},
+                 "rs1": {"resample_at": (0.5,)}}
+        if part in flags:
+            train_kw.update(flags[part])
             continue
         key = next((k for k in sorted(_PARTS, key=len, reverse=True) if part.startswith(k)), None)
         if key is None:
@@ -135,19 +139,21 @@ def main() -> None:
             batch = 1024 if name.endswith("b1024") else 4096
             sae, secs = train_sparsify(train, d_sae, k, args.tokens, batch)
             n = args.tokens // batch * batch
+            resampled = None
         else:
             tkw, skw = parse_variant(name)
             res = train_sae(train, SAEConfig(**{"arch": "topk", "d_in": rows.shape[1], "d_sae": d_sae, "k": k,
                                                 "dead_tokens": args.dead_tokens, **skw}),
                             TrainSAEConfig(tokens=args.tokens, progress=False, **tkw))
-            sae, secs, n = res.sae, res.seconds, res.rows
+            sae, secs, n, resampled = res.sae, res.seconds, res.rows, res.resampled
         with torch.no_grad():
             clean = reconstruction_metrics(sae, held)
             kept = reconstruction_metrics(sae, held, max_norm_factor=None)
         row = {"variant": name, "fvu": round(clean["fvu"], 4), "fvu_with_sinks": round(kept["fvu"], 4),
                "l0": round(clean["l0"], 2), "dead_frac": round(clean["dead_frac"], 4),
                "act_per_s": round(n / secs), "load": [round(t_load, 2), round(os.getloadavg()[0], 2)],
-               "train_rows": len(train), "massive_rows_excluded": clean["massive_rows_excluded"]}
+               "train_rows": len(train), "resampled": resampled,
+               "massive_rows_excluded": clean["massive_rows_excluded"]}
         print(json.dumps(row), flush=True)
         with Path(args.out).open("a") as fh:
             fh.write(json.dumps(row) + "\n")

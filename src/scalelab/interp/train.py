@@ -34,7 +34,13 @@ class TrainSAEConfig:
     warmup_frac: float = 0.0  # first fraction of steps over which the LR rises linearly from 0
     decay_frac: float = 0.2  # final fraction of steps over which the LR falls linearly to 0
     b_dec_init: str = "mean"  # "mean" | "median" (geometric median) | "zero": where the decoder bias starts
+    fit_encoder_scale: bool = False  # start W_enc at the scale that minimises the first reconstruction error
+    lazy_adam: bool = False  # latents with no gradient in a step keep their weights and Adam moments (lazy_step)
+    # Fractions of the run at which latents silent since the previous resampling restart on badly reconstructed
+    # inputs (SAE.resample, at the live encoder scale) with fresh Adam moments; () = never.
+    resample_at: tuple[float, ...] = ()
     adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
     log_every: int = 25
     seed: int = 0
     threads: int = 0  # torch threads (0: leave as is)
@@ -47,6 +53,7 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
     rows: int = 0
+    resampled: list[int] = field(default_factory=list)  # latents restarted at each resampling
 
     @property
     def rows_per_second(self) -> float:
@@ -91,6 +98,41 @@ def lr_at(step: int, n_steps: int, lr: float, cfg: TrainSAEConfig) -> float:
     return lr
 
 
+@torch.no_grad()
+def lazy_step(opt: torch.optim.Optimizer, sae: SAE) -> None:
+    """An optimiser step that leaves idle latents (no gradient this step: they neither fired nor served AuxK)
+    untouched, as lazy / sparse Adam does for embedding rows.
+
+    Plain Adam keeps moving a latent after it stops firing: its momentum decays over ~1/(1-β1) = 10 steps, and
+    a latent whose last update pushed its activation down keeps sinking until nothing selects it again.
+    """
+    g = sae.W_enc_T.grad
+    idle = (g == 0).all(1).nonzero().squeeze(1) if g is not None else g
+    if idle is None or len(idle) == 0:
+        opt.step()
+        return
+    saved = []
+    for p in (sae.W_enc_T, sae.W_dec, sae.b_enc):
+        state = opt.state.get(p, {})
+        for t in [p, *(state[k] for k in ("exp_avg", "exp_avg_sq") if k in state)]:
+            saved.append((t, t[idle].clone()))
+    opt.step()
+    for t, rows in saved:
+        t[idle] = rows
+
+
+@torch.no_grad()
+def resample_silent(opt: torch.optim.Optimizer, sae: SAE, batch: torch.Tensor, silent_tokens: int) -> int:
+    """Resample the latents silent for `silent_tokens` training tokens and zero their Adam moments."""
+    silent = (sae.steps_since_fired >= silent_tokens).nonzero().squeeze(1)
+    sae.resample(silent, batch, enc_scale=1.0)
+    for p in (sae.W_enc_T, sae.W_dec, sae.b_enc):
+        for key in ("exp_avg", "exp_avg_sq"):
+            if key in opt.state.get(p, {}):
+                opt.state[p][key][silent] = 0.0
+    return len(silent)
+
+
 def train_sae(source: ActivationCache | torch.Tensor, sae_cfg: SAEConfig, cfg: TrainSAEConfig) -> TrainResult:
     """Train a fresh SAE of `sae_cfg` on a cache or an in-memory (N, d_in) tensor of activations."""
     d_in = source.d_in if isinstance(source, ActivationCache) else source.shape[-1]
@@ -106,15 +148,18 @@ def train_sae(source: ActivationCache | torch.Tensor, sae_cfg: SAEConfig, cfg: T
     sample = source.all_rows(max_rows=8192) if isinstance(source, ActivationCache) else source[:8192]
     check_finite(sample, "SAE training activations")
     sae.fit_normalisation(sample, cfg.b_dec_init)
+    if cfg.fit_encoder_scale:
+        sae.fit_encoder_scale(sample[:2048])
     lr = cfg.lr or lr_for_width(sae_cfg.d_sae)
     # The fused kernel updates each parameter in one pass: 13 ms vs 70 ms per step for a 576 x 9,216 SAE on
     # one CPU thread, where the unfused Adam was the largest cost after the encoder matmul (BENCHMARKS.md).
-    opt = torch.optim.Adam(sae.parameters(), lr=lr, betas=cfg.adam_betas, fused=True)
+    opt = torch.optim.Adam(sae.parameters(), lr=lr, betas=cfg.adam_betas, eps=cfg.adam_eps, fused=True)
     n_steps = max(1, cfg.tokens // cfg.batch_size)
     result = TrainResult(sae)
     batches = _batches(source, cfg.batch_size, cfg.seed)
     sae.train()
     bar = tqdm(range(n_steps), desc=f"SAE {sae_cfg.arch}", unit="step", disable=not cfg.progress)
+    resample_steps = sorted({max(1, round(f * n_steps)) for f in cfg.resample_at})
     t0 = time.perf_counter()
     for step in bar:
         x = next(batches)
@@ -127,9 +172,16 @@ def train_sae(source: ActivationCache | torch.Tensor, sae_cfg: SAEConfig, cfg: T
         opt.zero_grad(set_to_none=True)
         loss.backward()
         sae.remove_parallel_grad()
-        opt.step()
+        if cfg.lazy_adam:
+            lazy_step(opt, sae)
+        else:
+            opt.step()
         sae.normalise_decoder()
         sae.after_step(step, x)
+        if step in resample_steps:
+            # Silent since the previous resampling (or the start): one interval's worth of tokens.
+            prev = max([s for s in resample_steps if s < step], default=0)
+            result.resampled.append(resample_silent(opt, sae, x, (step - prev) * cfg.batch_size))
         if step % cfg.log_every == 0 or step == n_steps - 1:
             with torch.no_grad():
                 x_s = x * sae.norm_scale

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -113,6 +114,23 @@ class SAE(nn.Module):
             raise ValueError(f"b_dec_init={b_dec_init!r} is not one of {', '.join(starts)}")
         self.b_dec.copy_(starts[b_dec_init](sample.float()) * self.norm_scale)
 
+    @torch.no_grad()
+    def fit_encoder_scale(self, sample: torch.Tensor) -> float:
+        """Scale W_enc so the untrained SAE reconstructs `sample` with the least squared error; returns the factor.
+
+        With W_enc = W_decᵀ, a token's k selected latents each carry its full projection, and their sum
+        overshoots (FVU ≈ 1.4 at the start on SmolLM2), so the first steps mostly shrink whatever fired.
+        For activations that commute with a positive scale (ReLU, TopK, BatchTopK while b_enc = 0) the
+        reconstruction is linear in the factor c, and c* = ⟨r, x − b_dec⟩ / ‖r‖² is exact.
+        """
+        x = sample.float() * self.norm_scale
+        r = self.activation(self.pre_acts(x)) @ self.W_dec
+        denom = r.pow(2).sum()
+        c = float((r * (x - self.b_dec)).sum() / denom) if denom > 0 else 1.0
+        if c > 0:
+            self.W_enc_T.mul_(c)
+        return c
+
     def loss_terms(self, x: torch.Tensor, pre: torch.Tensor, f: torch.Tensor,
                    recon: torch.Tensor) -> dict[str, torch.Tensor]:
         """Extra loss terms beyond MSE (sparsity penalties, AuxK); x, recon are in normalised units."""
@@ -150,6 +168,30 @@ class SAE(nn.Module):
     @torch.no_grad()
     def normalise_decoder(self) -> None:
         self.W_dec /= self.W_dec.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+
+    @torch.no_grad()
+    def resample(self, latents: torch.Tensor, batch: torch.Tensor, enc_scale: float) -> None:
+        """Restart `latents` where the SAE is worst (Towards Monosemanticity's resampling).
+
+        Each gets a decoder row along an input of `batch` drawn with probability ∝ its squared reconstruction
+        error, an encoder row along the same direction at `enc_scale` × the mean live encoder-row norm, and the
+        mean live encoder bias, so it fires first on the inputs the SAE reconstructs worst.
+        """
+        if len(latents) == 0:
+            return
+        x = batch * self.norm_scale
+        err = (self.activation(self.pre_acts(x)) @ self.W_dec + self.b_dec - x).pow(2).sum(-1)
+        if err.sum() <= 0:
+            return
+        pick = torch.multinomial(err, len(latents), replacement=len(latents) > len(err))
+        directions = F.normalize(x[pick] - self.b_dec, dim=-1)
+        live = torch.ones(self.cfg.d_sae, dtype=torch.bool, device=x.device)
+        live[latents] = False
+        enc_norm = self.W_enc_T[live].norm(dim=1).mean() if live.any() else torch.tensor(1.0)
+        self.W_dec[latents] = directions
+        self.W_enc_T[latents] = directions * enc_scale * enc_norm
+        self.b_enc[latents] = self.b_enc[live].mean() if live.any() else 0.0
+        self.steps_since_fired[latents] = 0
 
     def after_step(self, step: int, batch: torch.Tensor) -> None:
         """Hook for architecture-specific bookkeeping after an optimiser step (resampling, thresholds)."""

@@ -29,21 +29,10 @@ class ReluSAE(SAE):
     def after_step(self, step: int, batch: torch.Tensor) -> None:
         if step == 0 or step % self.resample_every:
             return
+        # The paper's encoder scale, 0.2x the live rows' norm, and a zero bias rather than the live mean.
         dead = self.dead_mask.nonzero().squeeze(-1)
-        if len(dead) == 0:
-            return
-        x = batch * self.norm_scale
-        err = (self.activation(self.pre_acts(x)) @ self.W_dec + self.b_dec - x).pow(2).sum(-1)
-        if err.sum() <= 0:
-            return
-        pick = torch.multinomial(err, len(dead), replacement=len(dead) > len(err))
-        directions = F.normalize(x[pick] - self.b_dec, dim=-1)
-        alive = ~self.dead_mask
-        enc_norm = self.W_enc[:, alive].norm(dim=0).mean() if alive.any() else torch.tensor(1.0)
-        self.W_dec[dead] = directions
-        self.W_enc[:, dead] = directions.T * 0.2 * enc_norm
+        self.resample(dead, batch, enc_scale=0.2)
         self.b_enc[dead] = 0.0
-        self.steps_since_fired[dead] = 0
 
     def saelens_arch(self) -> str:
         return "standard"
