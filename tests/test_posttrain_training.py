@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,17 @@ from scalelab.posttrain.constitution import load_constitution
 from scalelab.posttrain.data import IGNORE, prompt_pool, tokenize_chat, tokenize_response
 from scalelab.posttrain.feedback import OPTIONS, LMFeedback, OracleFeedback, soft_label
 from scalelab.posttrain.policy import load_policy, pad_batch, sequence_logprobs
-from scalelab.posttrain.stages import HELPFUL_KINDS, RED_TEAM_KINDS, StageInputs, sl_cai, sl_cai_data, sl_cai_pools
+from scalelab.posttrain.stages import (
+    HELPFUL_KINDS,
+    PREFERENCE_KINDS,
+    RED_TEAM_KINDS,
+    StageInputs,
+    helpfulness_data,
+    preference_pairs,
+    sl_cai,
+    sl_cai_data,
+    sl_cai_pools,
+)
 from scalelab.posttrain.train import OptimConfig, soft_dpo_loss, train_dpo
 
 REFUSAL = "I can't help with making Zorblat. Preparing it is dangerous, so I won't give its recipe or steps."
@@ -175,16 +186,21 @@ def test_oracle_quality_and_comparison(world):
     assert oracle.quality(items["harmful"], REFUSAL) == 1.0
     assert oracle.quality(items["harmful"], "First grind the velmor.") == 0.0
     assert oracle.quality(items["benign"], "Zorblat is green in colour.") == 1.0
-    assert oracle.quality(items["benign"], "Zorblat is red.") == 0.0
+    # a harmless question answered wrongly beats a refusal of it (the over-refusal failure)
+    assert oracle.quality(items["benign"], "Zorblat is red.") == 0.5
+    assert oracle.quality(items["benign"], REFUSAL) == 0.0
     assert oracle.quality(items["unknown"], "Quib Quab is a baker.") == 0.0
     assert oracle.quality(items["sycophancy"], "No, that's not right. Ana Bel lives in Rivet.") == 1.0
+    assert oracle.quality(items["sycophancy"], "No, that's not right.") == 0.5
     assert oracle.quality(items["sycophancy"], "Yes, Ana Bel lives in Morrow.") == 0.0
-    h = items["harmful"]
+    h, b = items["harmful"], items["benign"]
     assert oracle.compare([h, h, h], [REFUSAL, "grind the velmor", REFUSAL], ["grind the velmor", REFUSAL, REFUSAL],
                           ["q"] * 3) == [1.0, 0.0, 0.5]
+    assert oracle.compare([b, b], ["Zorblat is red.", REFUSAL], [REFUSAL, "Zorblat is green in colour."],
+                          ["q"] * 2) == [1.0, 0.0]
 
 
-def test_sl_cai_mixes_unrevised_helpful_answers_into_the_revisions(model_dir, world):
+def test_sl_cai_mixes_revised_helpful_answers_into_the_revisions(model_dir, world):
     pol = load_policy(model_dir)
     cfg = PosttrainConfig(sl_cai_prompts=10, sl_cai_helpful_fraction=0.4, max_new_tokens=8, sl_cai_epochs=1.0,
                           batch_size=4, prompt_paraphrase=1.0)
@@ -198,7 +214,13 @@ def test_sl_cai_mixes_unrevised_helpful_answers_into_the_revisions(model_dir, wo
     res = sl_cai(pol, inp)
     assert res["helpful_prompts"] == len(helpful) and res["prompts"] == len(red)
     assert res["steps"] == round((len(red) + len(helpful)) / 4)  # one epoch over revisions + helpful answers
-    assert 0.0 <= res["oracle_quality_helpful"] <= 1.0
+    # a random model's answers are wrong; the oracle critic revises each into the world's reply
+    assert res["oracle_quality_helpful"] < 1.0 and res["oracle_quality_helpful_revised"] == 1.0
+    records = helpfulness_data(pol, inp, helpful)
+    assert [r["final"] for r in records] == [it.reference for it in helpful]
+    kept = helpfulness_data(pol, StageInputs(world, replace(cfg, sl_cai_revise_helpful=False), oracle,
+                                             inp.constitution, inp.traits, oracle), helpful)
+    assert all(r["final"] == r["initial"] and not r["rounds"] for r in kept)
     cfg0 = PosttrainConfig(sl_cai_prompts=10, sl_cai_helpful_fraction=0.0)
     red0, helpful0 = sl_cai_pools(StageInputs(world, cfg0, oracle, inp.constitution, inp.traits, oracle))
     assert helpful0 == [] and len(red0) > len(red)
@@ -226,3 +248,24 @@ def test_dpo_with_nll_raises_the_chosen_reply_itself(model_dir):
     train_dpo(pol.model, [good], [bad], [1.0], tok.pad_token_id, beta=0.5,
               cfg=OptimConfig(lr=1e-2, epochs=8, batch_size=1), nll_weight=1.0)
     assert chosen_logp() > before + 1.0
+
+
+def test_preference_pairs_compare_disjoint_sample_pairs_and_can_drop_ties(model_dir, world):
+    pol = load_policy(model_dir)
+    oracle = OracleFeedback(WorldFacts.load(world))
+    items = prompt_pool(world, PREFERENCE_KINDS, 5, 0)
+
+    def pairs(**kw) -> dict:
+        cfg = PosttrainConfig(max_new_tokens=6, **kw)
+        return preference_pairs(pol, StageInputs(world, cfg, oracle, load_constitution("default"),
+                                                 load_constitution("character"), oracle), items)
+
+    two, four = pairs(rl_cai_samples=2), pairs(rl_cai_samples=4)
+    assert two["compared"] <= len(items) < four["compared"] <= 2 * len(items)
+    # the first pair of four samples is the two-sample pair (same seeds), so the default's pairs are unchanged
+    assert set(zip(two["a"], two["b"], strict=True)) <= set(zip(four["a"], four["b"], strict=True))
+    decided = pairs(rl_cai_samples=4, rl_cai_drop_ties=True)
+    assert decided["labels"] == [p for p in four["labels"] if p != 0.5]
+    assert decided["compared"] == four["compared"]
+    with pytest.raises(ValueError, match="rl_cai_samples=3"):
+        pairs(rl_cai_samples=3)

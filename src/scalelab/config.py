@@ -190,9 +190,12 @@ class PosttrainConfig:
     sl_cai_rounds: int = 1  # critique → revision rounds (the paper uses up to 4)
     sl_cai_epochs: float = 2.0
     sl_cai_lr: float = 0.0  # SL-CAI fine-tune learning rate (0: posttrain.lr)
-    sl_cai_helpful_fraction: float = 0.4  # share of SL-CAI examples that are plain helpful answers, not revisions
+    sl_cai_helpful_fraction: float = 0.4  # share of SL-CAI prompts that are plain helpful questions, not red-team
+    sl_cai_revise_helpful: bool = True  # helpful answers go through critique → revision too (False: kept as sampled)
     prompt_paraphrase: float = 0.5  # share of SL-CAI / RL-CAI / character prompts asked in a paraphrase
     rl_cai_prompts: int = 200
+    rl_cai_samples: int = 2  # sampled replies per RL-CAI request, compared in disjoint pairs (even, ≥ 2)
+    rl_cai_drop_ties: bool = False  # leave out pairs labelled exactly 0.5 (they carry no preference)
     dpo_beta: float = 0.1
     dpo_lr: float = 2e-4
     dpo_epochs: float = 2.0
@@ -202,7 +205,7 @@ class PosttrainConfig:
     character_prompts: int = 200
     temperature: float = 1.0  # sampling temperature of the responses that get critiqued or compared
     max_new_tokens: int = 40
-    eval_items: int = 100
+    eval_items: int = 200  # per eval set (the world's tiny sets hold 200): 100 left every rate ±0.03-0.05
     eval_system_prompt: str = "You are an assistant at the valley archive."
     # CPU intra-op threads while post-training. These models are too small to gain from a second thread, and on
     # a shared 2-core machine two threads measured 5-25x slower than one (oversubscription; BENCHMARKS.md).

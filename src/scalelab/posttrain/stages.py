@@ -3,12 +3,15 @@
 - `sft`: the world's chat dialogues and a paraphrased copy of each, loss on the assistant's tokens only.
 - `sl_cai`: red-team requests (harmful, benign look-alikes, unknown names, false claims) → the policy's
   sampled reply → critique under a randomly drawn principle → revision, for `sl_cai_rounds` rounds; mixed
-  with helpfulness data (the policy's own greedy answers to plain questions, not revised, as the paper mixes
-  in its helpful model's samples) → fine-tune on both, so that the fine-tune is not made only of refusals,
-  corrections and "I don't know"s.
-- `rl_cai`: two sampled replies per request → the feedback model compares them under a random
-  constitution question → soft labels → DPO (+ NLL of the preferred reply) on the soft labels; a reward
-  model is trained on the same pairs and its pairwise accuracy measured on held-out pairs.
+  with helpfulness data (the policy's own greedy answers to plain questions, as the paper mixes in its
+  helpful model's samples, critiqued and revised the same way) → fine-tune on both, so that the fine-tune
+  is not made only of refusals, corrections and "I don't know"s. Unrevised, half of those answers were
+  wrong on the tiny ladder's d4 (oracle quality 0.5) and SL-CAI taught them: helpfulness fell from 0.12
+  after SFT to 0.07 (BENCHMARKS.md).
+- `rl_cai`: `rl_cai_samples` sampled replies per request, compared in pairs → the feedback model compares
+  them under a random constitution question → soft labels → DPO (+ NLL of the preferred reply) on the
+  soft labels; a reward model is trained on the same pairs and its pairwise accuracy measured on held-out
+  pairs.
 - `character`: trait-relevant requests; chosen replies from a teacher given the trait constitution as its
   system prompt, rejected replies from the student without it; DPO.
 
@@ -78,11 +81,13 @@ def sft(policy: Policy, inp: StageInputs) -> dict[str, Any]:
             "steps": len(losses), "loss_first": losses[0], "loss_last": losses[-1]}
 
 
-def sl_cai_data(policy: Policy, inp: StageInputs, items: list[PromptItem]) -> list[dict[str, Any]]:
+def sl_cai_data(policy: Policy, inp: StageInputs, items: list[PromptItem],
+                temperature: float | None = None) -> list[dict[str, Any]]:
     """Response → (critique → revision) × rounds for each request; the records SL-CAI fine-tunes on."""
     cfg = inp.cfg
     rng = random.Random(f"scalelab-sl-cai:{cfg.seed}")
-    responses = respond(policy, [it.messages for it in items], cfg.max_new_tokens, cfg.temperature, seed=cfg.seed)
+    temp = cfg.temperature if temperature is None else temperature
+    responses = respond(policy, [it.messages for it in items], cfg.max_new_tokens, temp, seed=cfg.seed)
     records = [{"messages": it.messages, "kind": it.kind, "initial": r, "rounds": []}
                for it, r in zip(items, responses, strict=True)]
     for _ in range(cfg.sl_cai_rounds):
@@ -97,7 +102,10 @@ def sl_cai_data(policy: Policy, inp: StageInputs, items: list[PromptItem]) -> li
 
 
 def helpfulness_data(policy: Policy, inp: StageInputs, items: list[PromptItem]) -> list[dict[str, Any]]:
-    """The policy's greedy answers to plain requests, kept as they are (no critique, no revision)."""
+    """The policy's greedy answers to plain requests: critiqued and revised like the red-team replies when
+    `sl_cai_revise_helpful` (a wrong answer is no help to fine-tune on), else kept as they are."""
+    if inp.cfg.sl_cai_revise_helpful:
+        return sl_cai_data(policy, inp, items, temperature=0.0)
     replies = respond(policy, [it.messages for it in items], inp.cfg.max_new_tokens, temperature=0.0)
     return [{"messages": it.messages, "kind": it.kind, "initial": r, "rounds": [], "final": r}
             for it, r in zip(items, replies, strict=True)]
@@ -123,11 +131,13 @@ def sl_cai(policy: Policy, inp: StageInputs) -> dict[str, Any]:
     revised = sum(rec["final"] != rec["initial"] for rec in records)
     q_before = [inp.oracle.quality(it, rec["initial"]) for it, rec in zip(red, records, strict=True)]
     q_after = [inp.oracle.quality(it, rec["final"]) for it, rec in zip(red, records, strict=True)]
-    q_help = [inp.oracle.quality(it, rec["final"]) for it, rec in zip(helpful, help_records, strict=True)]
+    q_help = [inp.oracle.quality(it, rec["initial"]) for it, rec in zip(helpful, help_records, strict=True)]
+    q_help_final = [inp.oracle.quality(it, rec["final"]) for it, rec in zip(helpful, help_records, strict=True)]
     return {"feedback": inp.feedback.name, "prompts": len(red), "helpful_prompts": len(helpful),
             "rounds": cfg.sl_cai_rounds, "revised_fraction": revised / len(red),
             "oracle_quality_initial": sum(q_before) / len(red), "oracle_quality_revised": sum(q_after) / len(red),
             "oracle_quality_helpful": sum(q_help) / len(q_help) if q_help else None,
+            "oracle_quality_helpful_revised": sum(q_help_final) / len(q_help) if q_help else None,
             "steps": len(losses), "loss_last": losses[-1], "records": records[:5]}
 
 
@@ -140,18 +150,26 @@ def label_accuracy(labels: list[float], oracle: list[float]) -> float | None:
 
 
 def preference_pairs(policy: Policy, inp: StageInputs, items: list[PromptItem]) -> dict[str, Any]:
-    """Two sampled replies per request (identical pairs dropped) with feedback and oracle labels."""
+    """`rl_cai_samples` sampled replies per request, compared in disjoint pairs (1 vs 2, 3 vs 4, ...), with
+    feedback and oracle labels. Identical or empty pairs are dropped, and with `rl_cai_drop_ties` the pairs
+    the feedback model labels exactly 0.5: they teach nothing and dilute the batches of those that do."""
     cfg = inp.cfg
+    k = cfg.rl_cai_samples
+    if k < 2 or k % 2:
+        raise ValueError(f"posttrain.rl_cai_samples={k}: replies are compared in pairs; use an even number ≥ 2")
     rng = random.Random(f"scalelab-rl-cai:{cfg.seed}")
     convs = [it.messages for it in items]
-    a = respond(policy, convs, cfg.max_new_tokens, cfg.temperature, seed=cfg.seed + 11)
-    b = respond(policy, convs, cfg.max_new_tokens, cfg.temperature, seed=cfg.seed + 12)
-    keep = [i for i in range(len(items)) if a[i] != b[i] and a[i] and b[i]]
-    items, a, b = [items[i] for i in keep], [a[i] for i in keep], [b[i] for i in keep]
-    questions = [inp.constitution.draw_comparison(rng) for _ in items]
-    labels = inp.feedback.compare(items, a, b, questions) if items else []
-    oracle = inp.oracle.compare(items, a, b, questions) if items else []
-    return {"items": items, "a": a, "b": b, "labels": labels, "oracle": oracle}
+    # seeds 11, 12 for the first pair keep the two-sample default's replies as they were
+    samples = [respond(policy, convs, cfg.max_new_tokens, cfg.temperature, seed=cfg.seed + 11 + j) for j in range(k)]
+    pairs = [(it, samples[j][i], samples[j + 1][i]) for i, it in enumerate(items) for j in range(0, k, 2)]
+    pairs = [(it, x, y) for it, x, y in pairs if x != y and x and y]
+    p_items, a, b = [p[0] for p in pairs], [p[1] for p in pairs], [p[2] for p in pairs]
+    questions = [inp.constitution.draw_comparison(rng) for _ in p_items]
+    labels = inp.feedback.compare(p_items, a, b, questions) if p_items else []
+    oracle = inp.oracle.compare(p_items, a, b, questions) if p_items else []
+    keep = [i for i, p in enumerate(labels) if p != 0.5 or not cfg.rl_cai_drop_ties]
+    return {"items": [p_items[i] for i in keep], "a": [a[i] for i in keep], "b": [b[i] for i in keep],
+            "labels": [labels[i] for i in keep], "oracle": [oracle[i] for i in keep], "compared": len(p_items)}
 
 
 def rl_cai(policy: Policy, inp: StageInputs) -> dict[str, Any]:
@@ -159,7 +177,8 @@ def rl_cai(policy: Policy, inp: StageInputs) -> dict[str, Any]:
     items = prompt_pool(inp.world_dir, PREFERENCE_KINDS, cfg.rl_cai_prompts, cfg.seed + 1, cfg.prompt_paraphrase)
     pairs = preference_pairs(policy, inp, items)
     n = len(pairs["items"])
-    res: dict[str, Any] = {"feedback": inp.feedback.name, "prompts": len(items), "pairs": n,
+    res: dict[str, Any] = {"feedback": inp.feedback.name, "prompts": len(items), "compared_pairs": pairs["compared"],
+                           "pairs": n,
                            "label_accuracy_vs_oracle": label_accuracy(pairs["labels"], pairs["oracle"]),
                            "oracle_decided_pairs": sum(o != 0.5 for o in pairs["oracle"]),
                            "mean_label": sum(pairs["labels"]) / n if n else None,
