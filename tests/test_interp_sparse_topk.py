@@ -10,7 +10,7 @@ import torch
 
 from scalelab.interp.sae import SAEConfig, make_sae
 from scalelab.interp.sae.base import SAE
-from scalelab.interp.sae.sparse_topk import _n_groups, grouped_topk
+from scalelab.interp.sae.sparse_topk import _n_groups, grouped_topk, topk_decode
 
 
 @pytest.mark.parametrize("n_dead", [0, 5, 40])
@@ -32,6 +32,10 @@ def test_sparse_step_matches_the_dense_definition(n_dead: int) -> None:
     assert torch.allclose(loss_s, loss_d, rtol=1e-5, atol=1e-6)
     loss_s.backward()
     loss_d.backward()
+    # The sparse decoder gradient arrives already projected off the (unit) decoder rows; the dense one is
+    # projected by the base class, as the training loop does before every optimiser step.
+    sparse.remove_parallel_grad()
+    SAE.remove_parallel_grad(dense)
     for name in ("W_enc_T", "b_enc", "b_dec", "W_dec"):
         gs, gd = getattr(sparse, name).grad, getattr(dense, name).grad
         assert torch.allclose(gs, gd, rtol=1e-4, atol=1e-5), name
@@ -74,7 +78,26 @@ def test_sparse_step_matches_dense_on_a_wide_sae() -> None:
         assert torch.allclose(loss_s, loss_d, rtol=1e-5, atol=1e-6)
         loss_s.backward()
         loss_d.backward()
+        SAE.remove_parallel_grad(dense)
         for name in ("W_enc_T", "b_enc", "b_dec", "W_dec"):
             assert torch.allclose(getattr(sparse, name).grad, getattr(dense, name).grad, rtol=1e-4, atol=1e-5), name
             getattr(sparse, name).grad = None
             getattr(dense, name).grad = None
+
+
+def test_tangent_decode_gradient_is_the_projected_one() -> None:
+    torch.manual_seed(3)
+    w = torch.nn.functional.normalize(torch.randn(40, 12), dim=-1).requires_grad_()
+    idx = torch.stack([torch.randperm(40)[:5] for _ in range(16)])
+    vals = torch.rand(16, 5, requires_grad=True)
+    target = torch.randn(16, 12)
+    grads = []
+    for tangent in (False, True):
+        w.grad = vals.grad = None
+        (topk_decode(vals, idx, w, tangent=tangent) - target).pow(2).sum().backward()
+        grads.append((w.grad.clone(), vals.grad.clone()))
+    (g_full, gv_full), (g_tan, gv_tan) = grads
+    projected = g_full - (g_full * w).sum(-1, keepdim=True) * w
+    assert torch.allclose(g_tan, projected, atol=1e-5)
+    assert torch.allclose((g_tan * w).sum(-1), torch.zeros(40), atol=1e-5)  # no radial part left
+    assert torch.allclose(gv_tan, gv_full)  # value gradients unchanged

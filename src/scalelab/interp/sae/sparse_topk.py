@@ -118,11 +118,19 @@ def topk_encode(x: torch.Tensor, w_enc: torch.Tensor, b_enc: torch.Tensor, b_dec
 
 class _TopKDecode(torch.autograd.Function):
     """`F.embedding_bag` forward; backward writes ∂W_dec with the same CSR product as the encoder's instead of
-    embedding_bag's zero-filled dense scatter, and the value gradients with its per-sample-weights kernel."""
+    embedding_bag's zero-filled dense scatter, and the value gradients with its per-sample-weights kernel.
+
+    With `tangent`, ∂W_dec comes without its component along each (unit) decoder row, which the training loop
+    would otherwise remove with a full pass over both matrices: that component of row l is
+    Σ vals[b, j]·(g[b]·W_dec[l]) over the (b, j) that selected l, and g[b]·W_dec[idx[b, j]] is exactly the value
+    gradient already computed, so it costs one index_add over batch × k entries.
+    """
 
     @staticmethod
-    def forward(ctx, vals: torch.Tensor, idx: torch.Tensor, w_dec: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, vals: torch.Tensor, idx: torch.Tensor, w_dec: torch.Tensor,  # type: ignore[override]
+                tangent: bool) -> torch.Tensor:
         ctx.save_for_backward(vals, idx, w_dec)
+        ctx.tangent = tangent
         return F.embedding_bag(idx, w_dec, per_sample_weights=vals, mode="sum")
 
     @staticmethod
@@ -133,10 +141,15 @@ class _TopKDecode(torch.autograd.Function):
         offsets = torch.arange(0, b * k, k, device=idx.device)
         bag_of = torch.arange(b, device=idx.device).repeat_interleave(k)
         g_vals = torch.ops.aten._embedding_bag_per_sample_weights_backward(
-            g.contiguous(), w_dec, idx.reshape(-1), offsets, bag_of, 0)  # mode 0 = sum
-        return g_vals.view(b, k), None, g_w
+            g.contiguous(), w_dec, idx.reshape(-1), offsets, bag_of, 0).view(b, k)  # mode 0 = sum
+        if ctx.tangent:
+            radial = torch.zeros(w_dec.shape[0], dtype=g_w.dtype, device=g_w.device)
+            radial.index_add_(0, idx.reshape(-1), (vals * g_vals).reshape(-1))
+            g_w.addcmul_(radial.unsqueeze(1), w_dec, value=-1.0)
+        return g_vals, None, g_w, None
 
 
-def topk_decode(vals: torch.Tensor, idx: torch.Tensor, w_dec: torch.Tensor) -> torch.Tensor:
-    """Σ_j vals[:, j] · W_dec[idx[:, j]], without the bias."""
-    return _TopKDecode.apply(vals, idx, w_dec)
+def topk_decode(vals: torch.Tensor, idx: torch.Tensor, w_dec: torch.Tensor, tangent: bool = False) -> torch.Tensor:
+    """Σ_j vals[:, j] · W_dec[idx[:, j]], without the bias. `tangent`: W_dec's gradient comes with its component
+    along each row removed (`SAE.remove_parallel_grad`'s job, done here for unit-norm rows at almost no cost)."""
+    return _TopKDecode.apply(vals, idx, w_dec, tangent)

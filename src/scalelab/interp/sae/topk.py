@@ -37,18 +37,22 @@ class TopKSAE(SAE):
             self._workspace = x.new_empty(shape)
         vals, idx, a_vals, a_idx = topk_encode(x, self.W_enc, self.b_enc, self.b_dec, k, aux_k, candidates,
                                                self._workspace)
-        recon = topk_decode(vals, idx, self.W_dec) + self.b_dec
+        recon = topk_decode(vals, idx, self.W_dec, tangent=True) + self.b_dec
         parts = {"mse": (recon - x).pow(2).sum(-1).mean()}
         with torch.no_grad():
             self.steps_since_fired += x.shape[0]
             self.steps_since_fired[idx[vals > 0]] = 0
         if a_idx.shape[1]:
             resid = (x - recon).detach()
-            err = (topk_decode(a_vals, a_idx, self.W_dec) - resid).pow(2).sum(-1).mean()
+            err = (topk_decode(a_vals, a_idx, self.W_dec, tangent=True) - resid).pow(2).sum(-1).mean()
             parts["auxk"] = self.cfg.aux_coeff * err / resid.pow(2).sum(-1).mean().clamp_min(1e-8)
         total = sum(parts.values())
         parts["l0"] = (vals > 0).float().sum(-1).mean()
         return total, parts  # type: ignore[return-value]
+
+    def remove_parallel_grad(self) -> None:
+        """Nothing to do after `training_step_loss`: its decoder gradient arrives without the parallel part
+        (`topk_decode(tangent=True)`); the dense path (`SAE.training_step_loss`) is not used for training."""
 
     def loss_terms(self, x: torch.Tensor, pre: torch.Tensor, f: torch.Tensor,
                    recon: torch.Tensor) -> dict[str, torch.Tensor]:
