@@ -77,4 +77,9 @@ def test_cli_runs_one_stage_alone_and_rejects_bad_input(run, tmp_path):
                                "--feedback", f"hf:{tmp_path / 'missing'}", "--preset", "smoke",
                                "--out", str(tmp_path / "nofb")])
     assert nofb.exit_code == 2 and "not a HF checkpoint folder" in nofb.output
+    odd = runner.invoke(app, ["posttrain", "--model", str(out / "posttrain" / "sl_cai"), "--world", str(out / "world"),
+                              "--stage", "rl_cai", "--preset", "smoke", "--set", "posttrain.rl_cai_samples=3",
+                              "--out", str(tmp_path / "odd")])
+    assert odd.exit_code == 2 and "posttrain.rl_cai_samples=3" in odd.output
+    assert not (tmp_path / "odd" / "base").exists()
     assert not (tmp_path / "nofb" / "base").exists()  # refused before any stage ran

@@ -47,6 +47,9 @@ def run_posttrain_stages(ctx, model_dir: Path, world_dir: Path, out_dir: Path,
 
     stages = check_stages(list(cfg.stages))
     check_feedback(cfg.feedback)
+    if "rl_cai" in stages and (cfg.rl_cai_samples < 2 or cfg.rl_cai_samples % 2):
+        raise ConfigError(f"posttrain.rl_cai_samples={cfg.rl_cai_samples}: RL-CAI compares replies in pairs; "
+                          "use an even number of at least 2")
     model_dir, world_dir, out_dir = Path(model_dir), Path(world_dir), Path(out_dir)
     constitution = load_constitution(cfg.constitution)
     traits = load_constitution(cfg.trait_constitution)
