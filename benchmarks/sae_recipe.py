@@ -66,11 +66,13 @@ def parse_variant(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     sae_kw: dict[str, Any] = {}
     for part in name.split("_"):
         flags = {"median": {"b_dec_init": "median"}, "fit": {"fit_encoder_scale": True}, "lazy": {"lazy_adam": True},
-                 "datainit": {"init_from_data": True},
                  "rs2": {"resample_at": (0.25, 0.5)}, "rs3": {"resample_at": (0.2, 0.4, 0.6)},
                  "rs1": {"resample_at": (0.5,)}}
         if part in flags:
             train_kw.update(flags[part])
+            continue
+        if part.startswith("beta2"):
+            train_kw["adam_betas"] = (0.9, float(part[5:]))
             continue
         key = next((k for k in sorted(_PARTS, key=len, reverse=True) if part.startswith(k)), None)
         if key is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 import torch.nn.functional as F
 
@@ -92,16 +91,3 @@ def test_train_sae_reports_resampling() -> None:
                                            lazy_adam=True, fit_encoder_scale=True))
     assert len(res.resampled) == 2 and res.resampled[0] > 0
 
-
-def test_init_from_data_points_every_latent_at_an_input() -> None:
-    sae = _topk(d_sae=32)
-    x = torch.randn(100, 16) * 3 + 2
-    sae.fit_normalisation(x)
-    sae.init_from_data(x)
-    inputs = F.normalize(x * sae.norm_scale - sae.b_dec, dim=-1)
-    cos = sae.W_dec @ inputs.T
-    assert torch.all(cos.max(1).values > 0.9999)  # each decoder row is one (centred) input's direction
-    assert len(set(cos.argmax(1).tolist())) == 32  # 32 different inputs
-    assert torch.allclose(sae.W_enc, sae.W_dec.T)
-    with pytest.raises(ValueError, match="needs 32 rows"):
-        sae.init_from_data(x[:10])

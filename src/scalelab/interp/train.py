@@ -34,12 +34,12 @@ class TrainSAEConfig:
     warmup_frac: float = 0.0  # first fraction of steps over which the LR rises linearly from 0
     decay_frac: float = 0.2  # final fraction of steps over which the LR falls linearly to 0
     b_dec_init: str = "mean"  # "mean" | "median" (geometric median) | "zero": where the decoder bias starts
-    init_from_data: bool = False  # decoder rows start along training inputs (SAE.init_from_data), not at random
     fit_encoder_scale: bool = False  # start W_enc at the scale that minimises the first reconstruction error
     lazy_adam: bool = False  # latents with no gradient in a step keep their weights and Adam moments (lazy_step)
     # Fractions of the run at which latents silent since the previous resampling restart on badly reconstructed
     # inputs (SAE.resample, at the live encoder scale) with fresh Adam moments; () = never.
     resample_at: tuple[float, ...] = ()
+
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-8
     log_every: int = 25
@@ -146,12 +146,9 @@ def train_sae(source: ActivationCache | torch.Tensor, sae_cfg: SAEConfig, cfg: T
     # slower: measured 10x lower SAE throughput on real activations without flushing them to zero.
     torch.set_flush_denormal(True)
     sae = make_sae(sae_cfg)
-    n_sample = max(8192, sae_cfg.d_sae) if cfg.init_from_data else 8192
-    sample = source.all_rows(max_rows=n_sample) if isinstance(source, ActivationCache) else source[:n_sample]
+    sample = source.all_rows(max_rows=8192) if isinstance(source, ActivationCache) else source[:8192]
     check_finite(sample, "SAE training activations")
-    sae.fit_normalisation(sample[:8192], cfg.b_dec_init)
-    if cfg.init_from_data:
-        sae.init_from_data(sample)
+    sae.fit_normalisation(sample, cfg.b_dec_init)
     if cfg.fit_encoder_scale:
         sae.fit_encoder_scale(sample[:2048])
     lr = cfg.lr or lr_for_width(sae_cfg.d_sae)
@@ -169,6 +166,7 @@ def train_sae(source: ActivationCache | torch.Tensor, sae_cfg: SAEConfig, cfg: T
         x = next(batches)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, n_steps, lr, cfg)
+
         loss, parts = sae.training_step_loss(x)
         if not torch.isfinite(loss):
             raise ValueError(f"SAE loss became {float(loss)} at step {step}; lower the learning rate "
@@ -196,6 +194,7 @@ def train_sae(source: ActivationCache | torch.Tensor, sae_cfg: SAEConfig, cfg: T
             result.history.append(row)
             bar.set_postfix(fvu=f"{fvu:.3f}", l0=f"{row['l0']:.1f}")
     result.seconds = time.perf_counter() - t0
+
     torch.set_flush_denormal(False)
     result.rows = n_steps * cfg.batch_size
     sae.eval()

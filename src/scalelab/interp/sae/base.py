@@ -115,21 +115,6 @@ class SAE(nn.Module):
         self.b_dec.copy_(starts[b_dec_init](sample.float()) * self.norm_scale)
 
     @torch.no_grad()
-    def init_from_data(self, rows: torch.Tensor) -> None:
-        """Point every latent at one input: decoder row l along rows[l] − b_dec (normalised), encoder its transpose.
-
-        Dictionary learning's classic start (k-means seeds its centroids the same way): each latent begins where
-        data is, so it wins the top-k on its own neighbourhood instead of on whatever a random direction catches.
-        `rows` are raw activations, at least d_sae of them (drawn without repeats when there are more).
-        """
-        if len(rows) < self.cfg.d_sae:
-            raise ValueError(f"init_from_data needs {self.cfg.d_sae} rows (one per latent), got {len(rows)}")
-        pick = torch.randperm(len(rows))[: self.cfg.d_sae]
-        directions = F.normalize(rows[pick].float() * self.norm_scale - self.b_dec, dim=-1)
-        self.W_dec.copy_(directions)
-        self.W_enc_T.copy_(directions)
-
-    @torch.no_grad()
     def fit_encoder_scale(self, sample: torch.Tensor) -> float:
         """Scale W_enc so the untrained SAE reconstructs `sample` with the least squared error; returns the factor.
 
