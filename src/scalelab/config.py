@@ -229,7 +229,7 @@ class InterpConfig:
     eval_rows: int = 64  # held-out sequences for FVU / L0 / CE recovered
     seq_len: int = 128
     batch_size: int = 2048
-    lr: float = 0.0  # 0: ∝ 1/sqrt(latents), 2e-3 at 9,216 (interp.train.lr_for_width; measured in BENCHMARKS.md)
+    lr: float = 0.0  # 0: ∝ 1/sqrt(latents), 2.35e-3 at 9,216 (interp.train.lr_for_width; measured in BENCHMARKS.md)
     cache_dtype: str = "fp32"  # fp32 | bf16
     memory_mb: int = 256  # one cache shard's size, the most the reader holds in memory
     dead_tokens: int = 100_000
