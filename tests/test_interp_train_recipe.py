@@ -29,6 +29,7 @@ def test_lazy_step_leaves_idle_latents_and_their_moments_untouched() -> None:
     loss.backward()
     idle = (sae.W_enc_T.grad == 0).all(1)
     assert idle.sum() >= 56
+    assert torch.equal(sae.grad_latents, ~idle)  # the step's own record of touched latents matches the gradient
     before = {n: p.detach().clone() for n, p in sae.named_parameters()}
     moments = {n: opt.state[p]["exp_avg"].clone() for n, p in sae.named_parameters()}
     lazy_step(opt, sae)

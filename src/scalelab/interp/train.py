@@ -108,8 +108,12 @@ def lazy_step(opt: torch.optim.Optimizer, sae: SAE) -> None:
     Plain Adam keeps moving a latent after it stops firing: its momentum decays over ~1/(1-β1) = 10 steps, and
     a latent whose last update pushed its activation down keeps sinking until nothing selects it again.
     """
+    touched = getattr(sae, "grad_latents", None)  # known from the step itself (TopK); else read off the gradient
     g = sae.W_enc_T.grad
-    idle = (g == 0).all(1).nonzero().squeeze(1) if g is not None else g
+    if touched is not None:
+        idle = (~touched).nonzero().squeeze(1)
+    else:
+        idle = (g == 0).all(1).nonzero().squeeze(1) if g is not None else g
     if idle is None or len(idle) == 0:
         opt.step()
         return

@@ -21,6 +21,7 @@ def topk_relu(pre: torch.Tensor, k: int) -> torch.Tensor:
 class TopKSAE(SAE):
     arch = "topk"
     _workspace: torch.Tensor | None = None  # pre-activation buffer reused by every training step
+    grad_latents: torch.Tensor | None = None  # set by training_step_loss: latents with a gradient this step
 
     def activation(self, pre: torch.Tensor) -> torch.Tensor:
         return topk_relu(pre, self.cfg.k)
@@ -42,6 +43,10 @@ class TopKSAE(SAE):
         with torch.no_grad():
             self.steps_since_fired += x.shape[0]
             self.steps_since_fired[idx[vals > 0]] = 0
+            # The latents this step's gradient touches (positive main or AuxK values), for lazy optimiser steps.
+            self.grad_latents = torch.zeros(self.cfg.d_sae, dtype=torch.bool, device=x.device)
+            self.grad_latents[idx[vals > 0]] = True
+            self.grad_latents[a_idx[a_vals > 0]] = True
         if a_idx.shape[1]:
             resid = (x - recon).detach()
             err = (topk_decode(a_vals, a_idx, self.W_dec, tangent=True) - resid).pow(2).sum(-1).mean()
