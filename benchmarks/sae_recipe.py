@@ -54,10 +54,9 @@ VARIANTS = {name: ({"lazy_adam": False, **train_kw}, sae_kw) for name, (train_kw
 
 # Name parts for variants not in the table: "lr6e-3_b4096_w0.1_dead20480_aux0.125_decay0.3_median", plus the
 # flags fit (fitted encoder scale), lazy / plain (lazy Adam on / off; on by default), rs1|rs2|rs3 (resampling),
-# beta2<x>, eps<x>.
+# beta2<x>.
 _PARTS: dict[str, tuple[str, str, type]] = {"lr": ("t", "lr", float), "b": ("t", "batch_size", int),
                                             "w": ("t", "warmup_frac", float), "decay": ("t", "decay_frac", float),
-                                            "eps": ("t", "adam_eps", float),
                                             "dead": ("s", "dead_tokens", int), "aux": ("s", "aux_coeff", float)}
 
 

@@ -42,7 +42,6 @@ class TrainSAEConfig:
     resample_at: tuple[float, ...] = ()
 
     adam_betas: tuple[float, float] = (0.9, 0.999)
-    adam_eps: float = 1e-8
     log_every: int = 25
     seed: int = 0
     threads: int = 0  # torch threads (0: leave as is)
@@ -159,7 +158,7 @@ def train_sae(source: ActivationCache | torch.Tensor, sae_cfg: SAEConfig, cfg: T
     lr = cfg.lr or lr_for_width(sae_cfg.d_sae)
     # The fused kernel updates each parameter in one pass: 13 ms vs 70 ms per step for a 576 x 9,216 SAE on
     # one CPU thread, where the unfused Adam was the largest cost after the encoder matmul (BENCHMARKS.md).
-    opt = torch.optim.Adam(sae.parameters(), lr=lr, betas=cfg.adam_betas, eps=cfg.adam_eps, fused=True)
+    opt = torch.optim.Adam(sae.parameters(), lr=lr, betas=cfg.adam_betas, fused=True)
     n_steps = max(1, cfg.tokens // cfg.batch_size)
     result = TrainResult(sae)
     batches = _batches(source, cfg.batch_size, cfg.seed)
