@@ -92,3 +92,20 @@ def test_train_sae_reports_resampling() -> None:
                                            lazy_adam=True, fit_encoder_scale=True))
     assert len(res.resampled) == 2 and res.resampled[0] > 0
 
+
+
+def test_lazy_step_also_freezes_architecture_specific_latent_parameters() -> None:
+    torch.manual_seed(0)
+    sae = make_sae(SAEConfig(arch="jumprelu", d_in=16, d_sae=64, jump_init_threshold=0.3))
+    x = torch.randn(2, 16)
+    sae.fit_normalisation(torch.randn(64, 16))
+    opt = torch.optim.Adam(sae.parameters(), lr=1e-2)
+    loss, _ = sae.training_step_loss(x)
+    loss.backward()
+    idle = (sae.W_enc_T.grad == 0).all(1)
+    assert idle.any() and (~idle).any()
+    before = sae.log_threshold.detach().clone()
+    sae.log_threshold.grad = torch.ones_like(before)  # a gradient on every threshold, idle latents' included
+    lazy_step(opt, sae)
+    assert torch.equal(sae.log_threshold[idle], before[idle])
+    assert not torch.equal(sae.log_threshold[~idle], before[~idle])

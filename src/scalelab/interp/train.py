@@ -40,7 +40,6 @@ class TrainSAEConfig:
     # Fractions of the run at which latents silent since the previous resampling restart on badly reconstructed
     # inputs (SAE.resample, at the live encoder scale) with fresh Adam moments; () = never.
     resample_at: tuple[float, ...] = ()
-
     adam_betas: tuple[float, float] = (0.9, 0.999)
     log_every: int = 25
     seed: int = 0
@@ -117,7 +116,7 @@ def lazy_step(opt: torch.optim.Optimizer, sae: SAE) -> None:
         opt.step()
         return
     saved = []
-    for p in (sae.W_enc_T, sae.W_dec, sae.b_enc):
+    for p in sae.per_latent_parameters():
         state = opt.state.get(p, {})
         for t in [p, *(state[k] for k in ("exp_avg", "exp_avg_sq") if k in state)]:
             saved.append((t, t[idle].clone()))
@@ -131,7 +130,7 @@ def resample_silent(opt: torch.optim.Optimizer, sae: SAE, batch: torch.Tensor, s
     """Resample the latents silent for `silent_tokens` training tokens and zero their Adam moments."""
     silent = (sae.steps_since_fired >= silent_tokens).nonzero().squeeze(1)
     sae.resample(silent, batch, enc_scale=1.0)
-    for p in (sae.W_enc_T, sae.W_dec, sae.b_enc):
+    for p in sae.per_latent_parameters():
         for key in ("exp_avg", "exp_avg_sq"):
             if key in opt.state.get(p, {}):
                 opt.state[p][key][silent] = 0.0
@@ -170,7 +169,6 @@ def train_sae(source: ActivationCache | torch.Tensor, sae_cfg: SAEConfig, cfg: T
         x = next(batches)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, n_steps, lr, cfg)
-
         loss, parts = sae.training_step_loss(x)
         if not torch.isfinite(loss):
             raise ValueError(f"SAE loss became {float(loss)} at step {step}; lower the learning rate "
@@ -198,7 +196,6 @@ def train_sae(source: ActivationCache | torch.Tensor, sae_cfg: SAEConfig, cfg: T
             result.history.append(row)
             bar.set_postfix(fvu=f"{fvu:.3f}", l0=f"{row['l0']:.1f}")
     result.seconds = time.perf_counter() - t0
-
     torch.set_flush_denormal(False)
     result.rows = n_steps * cfg.batch_size
     sae.eval()

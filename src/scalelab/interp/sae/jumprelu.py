@@ -62,6 +62,9 @@ class JumpReLUSAE(SAE):
         super().__init__(cfg)
         self.log_threshold = nn.Parameter(torch.full((cfg.d_sae,), math.log(cfg.jump_init_threshold)))
 
+    def per_latent_parameters(self) -> list[nn.Parameter]:
+        return [*super().per_latent_parameters(), self.log_threshold]
+
     def activation(self, pre: torch.Tensor) -> torch.Tensor:
         pre = pre.relu()
         return _JumpReLU.apply(pre, self.log_threshold.exp(), self.cfg.jump_bandwidth)

@@ -30,9 +30,7 @@ class ReluSAE(SAE):
         if step == 0 or step % self.resample_every:
             return
         # The paper's encoder scale, 0.2x the live rows' norm, and a zero bias rather than the live mean.
-        dead = self.dead_mask.nonzero().squeeze(-1)
-        self.resample(dead, batch, enc_scale=0.2)
-        self.b_enc[dead] = 0.0
+        self.resample(self.dead_mask.nonzero().squeeze(-1), batch, enc_scale=0.2, enc_bias=0.0)
 
     def saelens_arch(self) -> str:
         return "standard"
