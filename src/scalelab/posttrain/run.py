@@ -44,12 +44,12 @@ def run_posttrain_stages(ctx, model_dir: Path, world_dir: Path, out_dir: Path,
                          cfg: PosttrainConfig) -> dict[str, Any]:
     """Evaluate `model_dir`, then run cfg.stages in order; returns {stage: result (with its evals)}."""
     from scalelab.posttrain.feedback import check_feedback
+    from scalelab.posttrain.stages import check_rl_cai_samples
 
     stages = check_stages(list(cfg.stages))
     check_feedback(cfg.feedback)
-    if "rl_cai" in stages and (cfg.rl_cai_samples < 2 or cfg.rl_cai_samples % 2):
-        raise ConfigError(f"posttrain.rl_cai_samples={cfg.rl_cai_samples}: RL-CAI compares replies in pairs; "
-                          "use an even number of at least 2")
+    if "rl_cai" in stages:
+        check_rl_cai_samples(cfg.rl_cai_samples)  # before any stage runs, not after SFT
     model_dir, world_dir, out_dir = Path(model_dir), Path(world_dir), Path(out_dir)
     constitution = load_constitution(cfg.constitution)
     traits = load_constitution(cfg.trait_constitution)

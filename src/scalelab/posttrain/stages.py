@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scalelab.config import PosttrainConfig
+from scalelab.config import ConfigError, PosttrainConfig
 from scalelab.evals.chat import WorldFacts
 from scalelab.posttrain.constitution import Constitution
 from scalelab.posttrain.data import PromptItem, prompt_pool, read_dialogues, tokenize_chat, tokenize_response
@@ -149,14 +149,20 @@ def label_accuracy(labels: list[float], oracle: list[float]) -> float | None:
     return sum((p > 0.5) == (o > 0.5) for p, o in decided) / len(decided)
 
 
+def check_rl_cai_samples(k: int) -> None:
+    """RL-CAI compares replies in disjoint pairs: `posttrain.rl_cai_samples` must be even and at least 2."""
+    if k < 2 or k % 2:
+        raise ConfigError(f"posttrain.rl_cai_samples={k}: RL-CAI compares replies in pairs; "
+                          "use an even number of at least 2")
+
+
 def preference_pairs(policy: Policy, inp: StageInputs, items: list[PromptItem]) -> dict[str, Any]:
     """`rl_cai_samples` sampled replies per request, compared in disjoint pairs (1 vs 2, 3 vs 4, ...), with
     feedback and oracle labels. Identical or empty pairs are dropped, and with `rl_cai_drop_ties` the pairs
     the feedback model labels exactly 0.5: they teach nothing and dilute the batches of those that do."""
     cfg = inp.cfg
     k = cfg.rl_cai_samples
-    if k < 2 or k % 2:
-        raise ValueError(f"posttrain.rl_cai_samples={k}: replies are compared in pairs; use an even number ≥ 2")
+    check_rl_cai_samples(k)
     rng = random.Random(f"scalelab-rl-cai:{cfg.seed}")
     convs = [it.messages for it in items]
     # seeds 11, 12 for the first pair keep the two-sample default's replies as they were
