@@ -1,0 +1,1 @@
+"""Environments behind one interface (`base.Computer`): MiniWoB++ in headless Chromium, and an X desktop."""

@@ -1,0 +1,136 @@
+"""Play episodes: an agent against a computer, task by task, seed by seed; optionally record trajectories.
+
+`Computer` here is anything with `reset`, `step`, `probe` and `close` — the in-process environment or the
+sandboxed client (`sandbox.SandboxedComputer`), which has the same methods. The confirmation hook, when
+given, sees each consequential action first and may decline it (the agent gets a tool error).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scalelab.computer.agents.base import Agent
+from scalelab.computer.injection import make_attack
+from scalelab.computer.suite import Task, seed_for
+
+ConfirmHook = Callable[[dict[str, Any], dict[str, Any] | None], bool]
+StepHook = Callable[[dict[str, Any], dict[str, Any]], None]
+_CONSEQUENTIAL = ("submit", "login", "delete", "send", "buy", "agree", "search", "save", "ok")
+
+
+@dataclass
+class Episode:
+    task: str
+    family: str
+    episode: int
+    seed: int
+    success: bool
+    reward: float
+    steps: int
+    attack_hit: bool = False
+    attacked: bool = False
+    errors: int = 0
+    reason: str | None = None
+    seconds: float = 0.0
+    actions: list[dict[str, Any]] = field(default_factory=list)
+
+
+def consequential(action: dict[str, Any], element: dict[str, Any] | None) -> bool:
+    """An action that commits something: a click on a submit/delete/send-like control, or Enter."""
+    if action.get("action") == "key" and str(action.get("text", "")).lower() in ("return", "enter", "ctrl+s"):
+        return True
+    if element is None or action.get("action") not in ("left_click", "double_click", "triple_click"):
+        return False
+    return any(w in element.get("text", "").strip().lower().split() for w in _CONSEQUENTIAL)
+
+
+def has_text_field(obs: dict[str, Any]) -> bool:
+    return any(e["tag"] in ("INPUT_text", "INPUT_password", "TEXTAREA") for e in obs["elements"])
+
+
+def play_episode(computer: Any, agent: Agent, task: Task, split: str, episode: int, *, attack: bool = False,
+                 defence: bool = False, traj_dir: Path | None = None, confirm: ConfirmHook | None = None,
+                 on_step: StepHook | None = None) -> Episode:
+    seed = seed_for(split, episode)
+    t0 = time.perf_counter()
+    atk = None
+    if attack:
+        # the attack's kind depends on the clean page (does it have a text field?), so peek at it first
+        atk = make_attack(task.name, seed, has_text_field(computer.reset(task.name, seed)))
+    obs = computer.reset(task.name, seed, attack=atk, defence=defence)
+    agent.reset(obs)
+    lines: list[dict[str, Any]] = []
+    result: dict[str, Any] | None = None
+    ep = Episode(task.name, task.family, episode, seed, False, 0.0, 0, attacked=atk is not None)
+    stem = f"{task.name}-{episode}"
+    while True:
+        action = agent.act(obs, result)
+        shot = _save_shot(traj_dir, stem, len(lines), obs) if traj_dir else None
+        if (confirm is not None and isinstance(action, dict) and "coordinate" in action) or (
+                confirm is not None and isinstance(action, dict) and action.get("action") == "key"):
+            element = computer.probe(action["coordinate"]) if "coordinate" in action else None
+            if consequential(action, element) and not confirm(action, element):
+                result = computer.step({"action": "screenshot"})
+                result["error"] = "declined: the confirmation hook did not approve this consequential action"
+            else:
+                result = computer.step(action)
+        else:
+            result = computer.step(action)
+        if on_step is not None:
+            on_step(obs, action)
+        ep.errors += result["error"] is not None
+        ep.attack_hit = ep.attack_hit or bool(result.get("attack_hit"))
+        ep.actions.append(action)
+        lines.append({"step": len(lines), "action": action, "screenshot": shot, "reward": result["reward"],
+                      "done": result["done"], "error": result["error"], "output": result.get("output"),
+                      "attack_hit": result.get("attack_hit", False)})
+        obs = result["obs"]
+        if result["done"]:
+            break
+    ep.reward, ep.steps, ep.reason = float(result["reward"]), len(lines), result.get("reason")
+    ep.success = ep.reward > 0
+    ep.seconds = time.perf_counter() - t0
+    if traj_dir:
+        final = _save_shot(traj_dir, stem, len(lines), obs)
+        with open(traj_dir / f"{stem}.jsonl", "w") as fh:
+            for line in lines:
+                fh.write(json.dumps(line) + "\n")
+        (traj_dir / f"{stem}.meta.json").write_text(json.dumps(
+            {**{k: v for k, v in asdict(ep).items() if k != "actions"}, "utterance": _utterance(computer, obs),
+             "final_screenshot": final, "attack": atk.to_dict() if atk else None}))
+    return ep
+
+
+def _utterance(computer: Any, obs: dict[str, Any]) -> str:
+    return obs.get("utterance", "")
+
+
+def _save_shot(traj_dir: Path, stem: str, i: int, obs: dict[str, Any]) -> str:
+    rel = f"{stem}/step-{i:03d}.png"
+    path = traj_dir / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(base64.b64decode(obs["screenshot"]))
+    return rel
+
+
+def play(computer: Any, agent: Agent, tasks: list[Task], split: str, episodes: int, *, attack: bool = False,
+         defence: bool = False, traj_dir: Path | None = None, confirm: ConfirmHook | None = None,
+         log: Callable[[str], None] | None = None) -> tuple[list[Episode], float]:
+    """Every task × episode; returns the episodes and the wall seconds spent in them."""
+    if traj_dir:
+        traj_dir.mkdir(parents=True, exist_ok=True)
+    out, t0 = [], time.perf_counter()
+    for task in tasks:
+        eps = [play_episode(computer, agent, task, split, i, attack=attack, defence=defence, traj_dir=traj_dir,
+                            confirm=confirm) for i in range(episodes)]
+        out += eps
+        if log:
+            log(f"  {task.name:28s} {sum(e.success for e in eps)}/{len(eps)}"
+                + (f"  attack hit {sum(e.attack_hit for e in eps)}" if attack else ""))
+    return out, time.perf_counter() - t0
