@@ -62,7 +62,8 @@ class SandboxedComputer:
                             str(self.work), "--max-steps", str(max_steps)]
         cmd = bwrap_command(self.work, inner) if sandbox else inner
         self.sandboxed = sandbox
-        self._stderr = open(self.work.parent / f"{self.work.name}.stderr", "w+")  # outside: read after exit
+        # the worker's stderr, kept outside the work folder so a crash can be reported after cleanup
+        self._stderr = open(self.work.parent / f"{self.work.name}.stderr", "w+")  # noqa: SIM115 (closed in close())
         env = {**os.environ, "HOME": str(self.work / "home"), "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
                                      text=True, env=env, start_new_session=True)

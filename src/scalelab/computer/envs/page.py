@@ -92,8 +92,8 @@ class MiniWoBPage:
         if self.loaded != task or attack is not None or self.attack is not None:
             self.driver.get(path.as_uri())  # a fresh load also removes a previous episode's injected notice
             self.loaded = task
-        self.driver.execute_script(f"core.EPISODE_MAX_TIME = {int(episode_ms)}; Math.seedrandom({seed}); core.setDataMode('train');"
-            "core.startEpisodeReal();")
+        self.driver.execute_script(f"core.EPISODE_MAX_TIME = {int(episode_ms)}; Math.seedrandom({seed});"
+                                   "core.setDataMode('train'); core.startEpisodeReal();")
         for _ in range(40):
             if self.driver.execute_script("return WOB_TASK_READY;"):
                 break
