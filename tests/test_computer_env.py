@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -51,8 +52,7 @@ def test_connection_from_inside_to_a_server_outside_fails():
     port = srv.getsockname()[1]
     code = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=3); print('connected')"
     try:
-        outside = run_in_sandbox.__globals__["subprocess"].run([sys.executable, "-c", code], capture_output=True,
-                                                               text=True, timeout=30)
+        outside = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
         assert outside.returncode == 0 and "connected" in outside.stdout  # the server is reachable from outside
         inside = run_in_sandbox([sys.executable, "-c", code])
         assert inside.returncode != 0 and "connected" not in inside.stdout

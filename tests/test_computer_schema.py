@@ -7,7 +7,7 @@ import pytest
 from scalelab.computer.agents.pixel import TRANSFORMS, label, tokens, transform
 from scalelab.computer.injection import Guard, make_attack
 from scalelab.computer.results import wilson
-from scalelab.computer.schema import ToolError, Scaler, anthropic_tool, function_tool, validate
+from scalelab.computer.schema import Scaler, ToolError, anthropic_tool, function_tool, validate
 
 SIZE = (160, 210)
 
@@ -39,7 +39,8 @@ def test_valid_actions_pass_through(action):
     ({"action": "left_click", "coordinate": [float("nan"), 2]}, "finite numbers"),
     ({"action": "type"}, "non-empty string"),
     ({"action": "type", "text": "x" * 501}, "at most 500"),
-    ({"action": "scroll", "coordinate": [1, 1], "scroll_direction": "sideways", "scroll_amount": 1}, "scroll_direction"),
+    ({"action": "scroll", "coordinate": [1, 1], "scroll_direction": "sideways", "scroll_amount": 1},
+     "scroll_direction"),
     ({"action": "scroll", "coordinate": [1, 1], "scroll_direction": "up", "scroll_amount": -1}, "scroll_amount"),
     ({"action": "wait", "duration": 60}, "duration"),
     ({"action": "screenshot", "coordinate": [1, 1]}, "does not take coordinate"),
