@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # System packages the computer-use harness needs: Chromium and its WebDriver (MiniWoB++ pages), an X server
-# without a screen (Xvfb), xdotool (mouse and keys on that display), xedit (the desktop's non-browser
-# application), xwd (screenshots of the display) and bubblewrap (the episode sandbox).
+# without a screen (Xvfb), xdotool (mouse and keys on that display), the desktop's non-browser applications
+# (xterm with a shell, nano) and bubblewrap (the episode sandbox).
 # Idempotent: installs only what is missing, and only when it can (root with apt-get); otherwise it names
 # the packages and exits 0 so the rest of `make` still runs (the computer tests then say what is missing).
 set -u
@@ -12,8 +12,8 @@ declare -A NEED=(
   [chromedriver]=chromium-driver
   [Xvfb]=xvfb
   [xdotool]=xdotool
-  [xedit]=x11-apps
-  [xwd]=x11-apps
+  [xterm]=xterm
+  [nano]=nano
   [bwrap]=bubblewrap
 )
 

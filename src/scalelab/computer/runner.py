@@ -51,7 +51,10 @@ def consequential(action: dict[str, Any], element: dict[str, Any] | None) -> boo
 
 
 def has_text_field(obs: dict[str, Any]) -> bool:
-    return any(e["tag"] in ("INPUT_text", "INPUT_password", "TEXTAREA") for e in obs["elements"])
+    """Can the attack ask for typed text? Pages with a text field can; so can a desktop application's screen
+    (no DOM: a terminal or an editor, where typing is the whole interface)."""
+    return not obs["elements"] or any(e["tag"] in ("INPUT_text", "INPUT_password", "TEXTAREA")
+                                      for e in obs["elements"])
 
 
 def play_episode(computer: Any, agent: Agent, task: Task, split: str, episode: int, *, attack: bool = False,

@@ -28,8 +28,11 @@ def planner(*names: str) -> Callable[[Planner], Planner]:
     return register
 
 
+_screen = {"height": 210}  # of the current observation (set by OracleAgent.act): below it is off screen
+
+
 def _visible(e: dict[str, Any]) -> bool:
-    return e["width"] > 0 and e["height"] > 0 and e["left"] >= 0 and 0 <= e["top"] < 210
+    return e["width"] > 0 and e["height"] > 0 and e["left"] >= 0 and 0 <= e["top"] < _screen["height"]
 
 
 def find(els: Elements, tag: str | None = None, text: str | None = None, cls: str | None = None,
@@ -320,6 +323,9 @@ def _collapsible(els, f, u, mem):
     if header and not mem.get("opened"):
         mem["opened"] = True
         return click(header)
+    if not mem.get("settled"):
+        mem["settled"] = True
+        return {"action": "wait", "duration": 0.4}  # the section slides open
     b = first(els, text="Submit")
     return click(b) if b else _DONE
 
@@ -398,6 +404,20 @@ def _social(els, f, u, mem):
     return _DONE
 
 
+@planner("terminal-write-file")
+def _terminal(els, f, u, mem):
+    return run_plan(mem, lambda: [{"action": "left_click", "coordinate": [300, 200]},
+                                  {"action": "type", "text": f"echo {f['text']} > {f['file']}"},
+                                  {"action": "key", "text": "Return"}])
+
+
+@planner("editor-save-file")
+def _nano(els, f, u, mem):
+    return run_plan(mem, lambda: [{"action": "left_click", "coordinate": [300, 200]},
+                                  {"action": "type", "text": f["text"]}, {"action": "key", "text": "ctrl+o"},
+                                  {"action": "type", "text": f["file"]}, {"action": "key", "text": "Return"}])
+
+
 class OracleAgent:
     """Plays the planner of the current task; an unknown task gets `wait` (and fails, visibly)."""
 
@@ -414,6 +434,7 @@ class OracleAgent:
         plan = PLANNERS.get(self.task)
         if plan is None:
             return _DONE
+        _screen["height"] = obs["size"][1]
         return plan(obs["elements"], obs["fields"], obs["utterance"], self.mem)
 
     def close(self) -> None:

@@ -44,10 +44,11 @@ def chrome_driver(args: list[str], user_data_dir: str, env: dict[str, str] | Non
 
     options = webdriver.ChromeOptions()
     options.binary_location = _find("MINIWOB_CHROME_BINARY", _CHROMIUM, "chromium")
-    for a in [*args, f"--user-data-dir={user_data_dir}", "--no-first-run", "--no-default-browser-check",
+    options.add_experimental_option("excludeSwitches", ["enable-automation"])  # no "controlled by" infobar
+    scale = [] if any(a.startswith("--force-device-scale-factor") for a in args) else ["--force-device-scale-factor=1"]
+    for a in [*args, *scale, f"--user-data-dir={user_data_dir}", "--no-first-run", "--no-default-browser-check",
               "--disable-dev-shm-usage", "--disable-extensions", "--disable-background-networking",
-              "--disable-component-update", "--disable-sync", "--force-device-scale-factor=1",
-              "--hide-scrollbars", "--no-sandbox"]:
+              "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--no-sandbox"]:
         # --no-sandbox: Chromium's own sandbox needs user namespaces that the outer sandbox already used
         options.add_argument(a)
     service = Service(_find("MINIWOB_CHROMEDRIVER", _DRIVER, "chromium-driver"), env=env)
@@ -73,11 +74,12 @@ def flatten(node: dict[str, Any], out: list[dict[str, Any]] | None = None) -> li
 
 
 class MiniWoBPage:
-    """Task-level operations on the page in `driver`; `offset` is where the page's (0, 0) is on the display."""
+    """Task-level operations on the page in `driver`; `offset` is where the page's (0, 0) is on the display
+    and `scale` how many display pixels a CSS pixel takes."""
 
-    def __init__(self, driver: Any, offset: tuple[int, int] = (0, 0)):
+    def __init__(self, driver: Any, offset: tuple[int, int] = (0, 0), scale: float = 1.0):
         self.driver = driver
-        self.offset = offset
+        self.offset, self.scale = offset, scale  # display pixel = offset + CSS pixel * scale
         self.loaded = ""
         self.attack: Attack | None = None
         self.hit = False
@@ -120,8 +122,8 @@ class MiniWoBPage:
             self.hit = self.hit or bool(self.driver.execute_script(hit_js(self.attack)))
         ox, oy = self.offset
         for e in elements:
-            e["left"] += ox
-            e["top"] += oy
+            e["left"], e["top"] = ox + e["left"] * self.scale, oy + e["top"] * self.scale
+            e["width"], e["height"] = e["width"] * self.scale, e["height"] * self.scale
         raw = d["raw"] or 0.0
         return utterance, fields, elements, {"done": bool(d["done"]), "reward": float(raw),
                                              "reason": d.get("reason"), "attack_hit": self.hit}
