@@ -71,7 +71,7 @@ def make_llm(model: str, base_url: str | None, api_key: str | None) -> Any:
         def __init__(self) -> None:
             self.client = anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=0)
 
-        def query(self, query, runtime, env=None, messages=(), extra_args=None):  # noqa: ANN001 (AgentDojo's API)
+        def query(self, query, runtime, env=None, messages=(), extra_args=None):
             system, msgs = to_anthropic(messages)
             reply = self.client.messages.create(model=model, max_tokens=1024, system=system or SYSTEM,
                                                 messages=msgs, tools=tools_of(runtime))
