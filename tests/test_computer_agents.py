@@ -15,10 +15,11 @@ from scalelab.computer.agents import load_agent
 from scalelab.computer.agents.api import AnthropicAgent, OpenAIAgent
 from scalelab.computer.agents.bc import collect_demos, train_pixel
 from scalelab.computer.agents.pixel import KINDS, PixelAgent, PixelPolicy, load_policy
+from scalelab.computer.agents.scripted import OracleScript, ScriptedApiAgent
 from scalelab.computer.envs.miniwob import MiniWoBComputer
 from scalelab.computer.runner import play, play_episode
 from scalelab.computer.schema import validate
-from scalelab.computer.stub import OracleScript, ScriptedApiAgent, StubServer
+from scalelab.computer.stub import StubServer
 from scalelab.computer.suite import resolve, task
 from scalelab.errors import InputError
 

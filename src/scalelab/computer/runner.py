@@ -13,11 +13,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from scalelab.computer.agents.base import Agent
 from scalelab.computer.injection import make_attack
 from scalelab.computer.suite import Task, seed_for
+
+if TYPE_CHECKING:  # agents import the runner (demonstrations); the runner needs only their interface
+    from scalelab.computer.agents.base import Agent
 
 ConfirmHook = Callable[[dict[str, Any], dict[str, Any] | None], bool]
 StepHook = Callable[[dict[str, Any], dict[str, Any]], None]

@@ -34,7 +34,8 @@ def load_agent(spec: str, *, seed: int = 0, base_url: str | None = None, model: 
         return OpenAIAgent(model or "gpt-4o", base_url=base_url, max_images=max_images), None
     if spec == "api-stub":
         from scalelab.computer.agents.api import AnthropicAgent
-        from scalelab.computer.stub import OracleScript, ScriptedApiAgent, StubServer
+        from scalelab.computer.agents.scripted import OracleScript, ScriptedApiAgent
+        from scalelab.computer.stub import StubServer
 
         script = OracleScript()
         server = StubServer(script, max_images=max_images)
