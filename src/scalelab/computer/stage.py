@@ -113,18 +113,23 @@ def run_computer(out_dir: Path, cfg: ComputerConfig, log: Log = print) -> dict[s
 
 def _curves(comp: Any, tasks: list[Any], out_dir: Path, cfg: ComputerConfig, log: Log,
             cache: dict[int, Any]) -> dict[str, list[list[float]]]:
-    """Held-out success of the pixel agent against demonstrations per task and against parameters."""
+    """Held-out success of the pixel agent against demonstrations per task and against parameters, every
+    point trained for the same `curve_seconds` (a point on both axes is trained once)."""
     curve: dict[str, list[list[float]]] = {"demos": [], "params": []}
     points = [("demos", d, cfg.pixel_width) for d in cfg.demo_curve]
     points += [("params", cfg.demos_per_task, w) for w in cfg.width_curve]
+    done: dict[tuple[int, int], tuple[dict[str, Any], float]] = {}
     for axis, demos, width in points:
-        d = out_dir / "curve" / f"pixel-d{demos}-w{width}"
-        rec = train_pixel_agent(comp, tasks, d, cfg, log, demos, width, cfg.curve_seconds, cache)
-        r = run_eval(str(d), tasks, split="heldout", episodes=cfg.episodes, computer=comp, backend=cfg.backend,
-                     max_steps=cfg.max_steps)
+        if (demos, width) not in done:
+            d = out_dir / "curve" / f"pixel-d{demos}-w{width}"
+            rec = train_pixel_agent(comp, tasks, d, cfg, log, demos, width, cfg.curve_seconds, cache)
+            r = run_eval(str(d), tasks, split="heldout", episodes=cfg.episodes, computer=comp, backend=cfg.backend,
+                         max_steps=cfg.max_steps)
+            done[(demos, width)] = (rec, r["success_rate"])
+        rec, rate = done[(demos, width)]
         x = demos if axis == "demos" else rec["params"]
-        curve[axis].append([x, r["success_rate"]])
-        log(f"[computer] curve {axis}={x}: held-out success {r['success_rate']:.3f}")
+        curve[axis].append([x, rate])
+        log(f"[computer] curve {axis}={x}: held-out success {rate:.3f}")
     return curve
 
 
