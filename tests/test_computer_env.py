@@ -144,6 +144,21 @@ def test_confirmation_hook_declines_consequential_actions(computer):
     ep = play_episode(computer, OracleAgent(), task("enter-text"), "train", 0, confirm=lambda a, e: True)
     assert ep.success
 
+    class Sloppy:  # malformed calls still reach the computer (and come back as tool errors) with a hook on
+        name = "sloppy"
+
+        def reset(self, obs):
+            pass
+
+        def act(self, obs, last):
+            return {"action": "left_click", "coordinate": ["x", None]}
+
+        def close(self):
+            pass
+
+    ep = play_episode(computer, Sloppy(), task("click-test"), "train", 0, confirm=lambda a, e: True)
+    assert ep.errors == ep.steps == 8
+
 
 def test_run_writes_results_trajectories_and_viewer(computer, tmp_path):
     r = run_eval("oracle", resolve("click-test,enter-text"), split="heldout", episodes=2, out_dir=tmp_path,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scalelab.computer.injection import make_attack
+from scalelab.computer.schema import ToolError, validate
 from scalelab.computer.suite import Task, seed_for
 
 if TYPE_CHECKING:  # agents import the runner (demonstrations); the runner needs only their interface
@@ -77,16 +78,7 @@ def play_episode(computer: Any, agent: Agent, task: Task, split: str, episode: i
     while True:
         action = agent.act(obs, result)
         shot = _save_shot(traj_dir, stem, len(lines), obs) if traj_dir else None
-        if (confirm is not None and isinstance(action, dict) and "coordinate" in action) or (
-                confirm is not None and isinstance(action, dict) and action.get("action") == "key"):
-            element = computer.probe(action["coordinate"]) if "coordinate" in action else None
-            if consequential(action, element) and not confirm(action, element):
-                result = computer.step({"action": "screenshot"})
-                result["error"] = "declined: the confirmation hook did not approve this consequential action"
-            else:
-                result = computer.step(action)
-        else:
-            result = computer.step(action)
+        result = _confirmed_step(computer, action, confirm)
         if on_step is not None:
             on_step(obs, action)
         ep.errors += result["error"] is not None
@@ -107,13 +99,25 @@ def play_episode(computer: Any, agent: Agent, task: Task, split: str, episode: i
             for line in lines:
                 fh.write(json.dumps(line) + "\n")
         (traj_dir / f"{stem}.meta.json").write_text(json.dumps(
-            {**{k: v for k, v in asdict(ep).items() if k != "actions"}, "utterance": _utterance(computer, obs),
+            {**{k: v for k, v in asdict(ep).items() if k != "actions"}, "utterance": obs.get("utterance", ""),
              "final_screenshot": final, "attack": atk.to_dict() if atk else None}))
     return ep
 
 
-def _utterance(computer: Any, obs: dict[str, Any]) -> str:
-    return obs.get("utterance", "")
+def _confirmed_step(computer: Any, action: Any, confirm: ConfirmHook | None) -> dict[str, Any]:
+    """Step, unless the hook declines a consequential action: then the agent gets a tool error instead."""
+    if confirm is not None:
+        try:
+            checked = validate(action, tuple(computer.size))
+        except ToolError:
+            checked = None  # malformed: the computer answers it with the tool error
+        if checked is not None and checked["action"] in ("left_click", "double_click", "triple_click", "key"):
+            element = computer.probe(checked["coordinate"]) if "coordinate" in checked else None
+            if consequential(checked, element) and not confirm(checked, element):
+                result = computer.step({"action": "screenshot"})
+                result["error"] = "declined: the confirmation hook did not approve this consequential action"
+                return result
+    return computer.step(action)
 
 
 def _save_shot(traj_dir: Path, stem: str, i: int, obs: dict[str, Any]) -> str:

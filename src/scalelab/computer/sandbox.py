@@ -26,6 +26,8 @@ from typing import Any
 from scalelab.computer.injection import Attack
 from scalelab.errors import InputError, MissingInput, UserError
 
+BACKENDS = ("miniwob", "desktop")
+
 
 class SandboxError(RuntimeError):
     """The worker died or answered with a bug report; the message carries its stderr tail."""
@@ -56,6 +58,8 @@ class SandboxedComputer:
     """A computer in a sandboxed worker process, with the same methods as an in-process one."""
 
     def __init__(self, backend: str = "miniwob", max_steps: int = 12, sandbox: bool = True):
+        if backend not in BACKENDS:
+            raise InputError(f"unknown backend {backend!r}; use {' or '.join(BACKENDS)}")
         self.work = Path(tempfile.mkdtemp(prefix="scalelab-computer-"))
         (self.work / "home").mkdir()
         inner = [sys.executable, "-m", "scalelab.computer.worker", "--backend", backend, "--work",

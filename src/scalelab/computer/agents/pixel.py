@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scalelab.computer.envs.base import decode_png
-from scalelab.errors import MissingInput
+from scalelab.errors import InputError, MissingInput
 
 KINDS = ("left_click", "type", "key", "scroll_up", "scroll_down", "left_click_drag", "wait")
 SCROLL_AMOUNTS = (1, 2, 5, 10, 20)
@@ -155,6 +155,10 @@ class PixelAgent:
         self.prev, self.step = len(KINDS), 0
 
     def reset(self, obs: dict[str, Any]) -> None:
+        if tuple(obs["size"]) != tuple(self.model.size):
+            raise InputError(f"this pixel agent was trained on {self.model.size[0]}x{self.model.size[1]} screenshots "
+                             f"(the miniwob backend) but the screen is {obs['size'][0]}x{obs['size'][1]}; run it "
+                             "with --backend miniwob")
         self.prev, self.step = len(KINDS), 0
 
     @torch.no_grad()
