@@ -44,7 +44,7 @@ def sample_features(density: torch.Tensor, batch: int, n: int, gen: torch.Genera
 
     One uniform draw u gives both the mask and the value: given u < p, u / p is uniform on [0, 1), so
     x = u / p where that is below 1 and 0 elsewhere. Half the random numbers of two draws, in place:
-    sampling is a third of a step's time for n = 100.
+    sampling is about a third of a step's time for n = 100.
     """
     k = density.shape[0]
     x = torch.rand(k, batch, n, generator=gen).div_(density.view(k, 1, 1))
@@ -118,10 +118,8 @@ def train_stack(n: int, m: int, density: torch.Tensor, importance: torch.Tensor,
     dens = density.float().repeat_interleave(restarts)
     imp = importance.float().repeat_interleave(restarts, dim=0)
     k = dens.shape[0]
-    # Xavier-normal init per instance, as in the paper's reference training code.
-    W = torch.randn(k, m, n, generator=gen) * math.sqrt(2.0 / (m + n))
+    W = torch.randn(k, m, n, generator=gen) * math.sqrt(2.0 / (m + n))  # Xavier-normal, per instance
     b = torch.zeros(k, n)
-    W.grad, b.grad = torch.zeros_like(W), torch.zeros_like(b)
     opt = torch.optim.Adam([W, b], lr=spec.lr)
     # Cosine decay lets a short run settle onto its geometry instead of jittering around it at full lr.
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / spec.steps)))
