@@ -68,8 +68,10 @@ def play_episode(computer: Any, agent: Agent, task: Task, split: str, episode: i
     atk = None
     if attack:
         # the attack's kind depends on the clean page (does it have a text field?), so peek at it first
-        atk = make_attack(task.name, seed, has_text_field(computer.reset(task.name, seed)))
-    obs = computer.reset(task.name, seed, attack=atk, defence=defence)
+        atk = make_attack(task.name, seed, has_text_field(computer.reset(task.name, seed, observe=False)))
+    # screenshots only where something looks at them: the agent, the trajectory, or a demonstration hook
+    observe = getattr(agent, "uses_screenshot", True) or traj_dir is not None or on_step is not None
+    obs = computer.reset(task.name, seed, attack=atk, defence=defence, observe=observe)
     agent.reset(obs)
     lines: list[dict[str, Any]] = []
     result: dict[str, Any] | None = None
@@ -78,7 +80,7 @@ def play_episode(computer: Any, agent: Agent, task: Task, split: str, episode: i
     while True:
         action = agent.act(obs, result)
         shot = _save_shot(traj_dir, stem, len(lines), obs) if traj_dir else None
-        result = _confirmed_step(computer, action, confirm)
+        result = _confirmed_step(computer, action, confirm, observe)
         if on_step is not None:
             on_step(obs, action)
         ep.errors += result["error"] is not None
@@ -104,7 +106,7 @@ def play_episode(computer: Any, agent: Agent, task: Task, split: str, episode: i
     return ep
 
 
-def _confirmed_step(computer: Any, action: Any, confirm: ConfirmHook | None) -> dict[str, Any]:
+def _confirmed_step(computer: Any, action: Any, confirm: ConfirmHook | None, observe: bool) -> dict[str, Any]:
     """Step, unless the hook declines a consequential action: then the agent gets a tool error instead."""
     if confirm is not None:
         try:
@@ -114,10 +116,10 @@ def _confirmed_step(computer: Any, action: Any, confirm: ConfirmHook | None) -> 
         if checked is not None and checked["action"] in ("left_click", "double_click", "triple_click", "key"):
             element = computer.probe(checked["coordinate"]) if "coordinate" in checked else None
             if consequential(checked, element) and not confirm(checked, element):
-                result = computer.step({"action": "screenshot"})
+                result = computer.step({"action": "screenshot"}, observe=observe)
                 result["error"] = "declined: the confirmation hook did not approve this consequential action"
                 return result
-    return computer.step(action)
+    return computer.step(action, observe=observe)
 
 
 def _save_shot(traj_dir: Path, stem: str, i: int, obs: dict[str, Any]) -> str:

@@ -98,12 +98,13 @@ class SandboxedComputer:
         self.proc.stdin.flush()
         return self._read()
 
-    def reset(self, task: str, seed: int, attack: Attack | None = None, defence: bool = False) -> dict[str, Any]:
+    def reset(self, task: str, seed: int, attack: Attack | None = None, defence: bool = False,
+              observe: bool = True) -> dict[str, Any]:
         return self.call(cmd="reset", task=task, seed=seed, attack=attack.to_dict() if attack else None,
-                         defence=defence)
+                         defence=defence, observe=observe)
 
-    def step(self, action: Any) -> dict[str, Any]:
-        return self.call(cmd="step", action=action)
+    def step(self, action: Any, observe: bool = True) -> dict[str, Any]:
+        return self.call(cmd="step", action=action, observe=observe)
 
     def probe(self, coordinate: list[int]) -> dict[str, Any] | None:
         return self.call(cmd="probe", coordinate=coordinate)

@@ -41,9 +41,10 @@ def serve(computer: Any, inp: Any, out: Any) -> None:
             if cmd == "reset":
                 atk = Attack(**req["attack"]) if req.get("attack") else None
                 reply: dict[str, Any] = {"ok": computer.reset(req["task"], int(req["seed"]), attack=atk,
-                                                              defence=bool(req.get("defence")))}
+                                                              defence=bool(req.get("defence")),
+                                                              observe=req.get("observe", True))}
             elif cmd == "step":
-                reply = {"ok": computer.step(req.get("action"))}
+                reply = {"ok": computer.step(req.get("action"), observe=req.get("observe", True))}
             elif cmd == "probe":
                 reply = {"ok": computer.probe(req["coordinate"])}
             elif cmd == "close":

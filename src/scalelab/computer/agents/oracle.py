@@ -422,6 +422,7 @@ class OracleAgent:
     """Plays the planner of the current task; an unknown task gets `wait` (and fails, visibly)."""
 
     name = "oracle"
+    uses_screenshot = False  # it reads the DOM
 
     def __init__(self) -> None:
         self.mem: dict[str, Any] = {}

@@ -8,6 +8,7 @@ from typing import Any
 
 class RandomAgent:
     name = "random"
+    uses_screenshot = False
 
     def __init__(self, seed: int = 0):
         self.rng = random.Random(seed)

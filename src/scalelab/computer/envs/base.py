@@ -83,12 +83,13 @@ class Computer:
         raise NotImplementedError
 
     # --- episode -----------------------------------------------------------------------------------
-    def reset(self, task: str, seed: int, attack: Attack | None = None, defence: bool = False) -> dict[str, Any]:
+    def reset(self, task: str, seed: int, attack: Attack | None = None, defence: bool = False,
+              observe: bool = True) -> dict[str, Any]:
         self.task, self.steps, self.attack = task, 0, attack
         self._start(task, seed, attack)
         state = self._state()
         self.guard = Guard.from_elements(state.elements, state.utterance) if defence else None
-        return self._observation(state)
+        return self._observation(state, observe)
 
     def probe(self, coordinate: list[int]) -> dict[str, Any] | None:
         """The innermost page element under a screenshot coordinate (for the confirmation hook)."""
@@ -97,8 +98,11 @@ class Computer:
                 if e["left"] <= x < e["left"] + e["width"] and e["top"] <= y < e["top"] + e["height"]]
         return min(hits, key=lambda e: e["width"] * e["height"]) if hits else None
 
-    def step(self, raw: Any) -> dict[str, Any]:
-        """Apply one tool call; return {obs, reward, done, error, output, attack_hit, steps}."""
+    def step(self, raw: Any, observe: bool = True) -> dict[str, Any]:
+        """Apply one tool call; return {obs, reward, done, error, output, attack_hit, steps}.
+
+        `observe=False` leaves the screenshot out of the observation (None): for agents that act on the DOM
+        or at random, a screenshot per step is most of the step's cost."""
         self.steps += 1
         error = output = zoom = None
         try:
@@ -116,8 +120,8 @@ class Computer:
         if not done and self.steps >= self.max_steps:
             done, reason = True, f"step limit ({self.max_steps})"
         reward = state.reward if state.done else 0.0
-        return {"obs": self._observation(state), "reward": reward, "done": done, "error": error, "output": output,
-                "attack_hit": state.attack_hit, "steps": self.steps, "reason": reason, "zoom": zoom}
+        return {"obs": self._observation(state, observe), "reward": reward, "done": done, "error": error,
+                "output": output, "attack_hit": state.attack_hit, "steps": self.steps, "reason": reason, "zoom": zoom}
 
     def _zoom(self, region: list[int]) -> str:
         """The region of the screen (screenshot pixels) shown at the full screenshot size, as base64 PNG."""
@@ -141,14 +145,17 @@ class Computer:
             self.cursor = tuple(display_action["coordinate"])
         return self._execute(display_action)
 
-    def _observation(self, state: PageState) -> dict[str, Any]:
-        img = self._grab()
-        if img.size != self.size:
-            img = img.resize(self.size, Image.Resampling.LANCZOS)
-        if self.guard is not None:
-            img = self.guard.mask(img, self.scaler)
+    def _observation(self, state: PageState, observe: bool = True) -> dict[str, Any]:
+        shot = None
+        if observe:
+            img = self._grab()
+            if img.size != self.size:
+                img = img.resize(self.size, Image.Resampling.LANCZOS)
+            if self.guard is not None:
+                img = self.guard.mask(img, self.scaler)
+            shot = png_b64(img)
         sx, sy = self.size[0] / self.scaler.display[0], self.size[1] / self.scaler.display[1]
         elements = [{**e, "left": e["left"] * sx, "top": e["top"] * sy, "width": e["width"] * sx,
                      "height": e["height"] * sy} for e in state.elements]
         return {"task": self.task, "utterance": state.utterance, "fields": state.fields, "elements": elements,
-                "screenshot": png_b64(img), "size": list(self.size), "backend": self.backend}
+                "screenshot": shot, "size": list(self.size), "backend": self.backend}
