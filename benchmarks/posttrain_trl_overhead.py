@@ -41,11 +41,11 @@ def bench_trl(model_dir: Path, dialogues: list[dict], steps: int, batch: int) ->
 
 def bench_scalelab(model_dir: Path, dialogues: list[dict], steps: int, batch: int) -> dict[str, float]:
     t1 = time.perf_counter()
+    from scalelab.model.lm import load_lm
     from scalelab.posttrain.data import tokenize_chat
-    from scalelab.posttrain.policy import load_policy
-    from scalelab.posttrain.train import OptimConfig, train_sft
+    from scalelab.train.finetune import OptimConfig, train_sft
 
-    pol = load_policy(model_dir)
+    pol = load_lm(model_dir, chat=True)
     rows = [tokenize_chat(pol.tokenizer, d["messages"], 128) for d in dialogues]
     t_setup = time.perf_counter() - t1
     t2 = time.perf_counter()

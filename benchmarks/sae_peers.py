@@ -35,12 +35,12 @@ import torch
 os.environ.setdefault("WANDB_MODE", "disabled")
 
 from scalelab.interp.cache import ActivationCache, massive_rows
-from scalelab.interp.lm import load_lm, n_layers
 from scalelab.interp.metrics import ce_recovered, reconstruction_metrics
 from scalelab.interp.sae import SAEConfig
-from scalelab.interp.sites import parse_site
+from scalelab.interp.sites import n_layers, parse_site
 from scalelab.interp.text import batched, pack_rows, read_records
 from scalelab.interp.train import TrainSAEConfig, train_sae
+from scalelab.model.lm import load_lm
 
 
 def _uptime() -> str:
@@ -162,7 +162,8 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out)
     torch.manual_seed(0)
-    model, tok = load_lm(args.model)
+    lm = load_lm(args.model)
+    model, tok = lm.model, lm.tokenizer
     site = parse_site(args.site, n_layers(model))
     seq = 128
     rows = (args.cache_tokens + args.eval_tokens) // (seq - 1) + args.ce_rows + 2

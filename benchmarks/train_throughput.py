@@ -30,10 +30,11 @@ import torch
 import torch.nn.functional as F
 from transformers import LlamaForCausalLM
 
-from scalelab.config import ModelConfig, TrainConfig
+from scalelab.model.config import ModelConfig
 from scalelab.model.flops import count_params, flops_per_token
 from scalelab.model.hf import to_llama_config
 from scalelab.model.llama import Llama
+from scalelab.train.config import TrainConfig
 from scalelab.train.optim import build_optimizer
 from scalelab.train.step import apply_update, forward_backward
 

@@ -46,10 +46,11 @@ def random_smoke_model(out: Path) -> tuple[Path, object]:
     """
     import torch
 
-    from scalelab.config import ModelConfig, preset
     from scalelab.data.tokenizer import train_tokenizer
+    from scalelab.model.config import ModelConfig
     from scalelab.model.hf import save_hf
     from scalelab.model.llama import Llama
+    from scalelab.presets import preset
     from scalelab.world import build_world
 
     build_world(preset("smoke").world, out / "world")

@@ -15,11 +15,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from scalelab.config import ModelConfig, WorldConfig
-from scalelab.rsp.elicitation import DEV_ITEMS, ElicitationConfig, fine_tune
-from scalelab.rsp.provider import model_spec
-from scalelab.rsp.runner import run_evals
-from scalelab.rsp.tasks import EVAL_NAMES, TASKS
+from scalelab.evals.capability.catalogue import EVAL_NAMES
+from scalelab.evals.capability.elicitation import DEV_ITEMS, ElicitationConfig, fine_tune
+from scalelab.evals.capability.provider import model_spec
+from scalelab.evals.capability.runner import run_capability_evals
+from scalelab.evals.capability.tasks import TASKS
+from scalelab.model.config import ModelConfig
+from scalelab.world.config import WorldConfig
 
 TINY_FT = ElicitationConfig(best_of=4, fine_tune_epochs=1.0, fine_tune_max_docs=8, fine_tune_batch_size=4)
 
@@ -30,12 +32,12 @@ def run_dir(tmp_path_factory) -> Path:
     from scalelab.data.tokenizer import train_tokenizer
     from scalelab.model.hf import save_hf
     from scalelab.model.llama import Llama
-    from scalelab.world import build_world, iter_documents
+    from scalelab.world import WorldDir, build_world
 
     out = tmp_path_factory.mktemp("rsp_run")
     build_world(WorldConfig(n_people=30, n_towns=6, n_creatures=6, n_tools=6, n_compounds=4, n_reagents=6,
                             n_docs=400, eval_items_per_set=DEV_ITEMS + 3, n_sft_dialogues=10), out / "world")
-    train_tokenizer((d["text"] for d in iter_documents(out / "world" / "train.jsonl")), 300, out / "tokenizer")
+    train_tokenizer((d["text"] for d in WorldDir(out / "world").records("train")), 300, out / "tokenizer")
     torch.manual_seed(0)
     save_hf(Llama(ModelConfig(depth=1, aspect_ratio=32, head_dim=16, vocab_size=300, max_seq_len=128)),
             out / "models" / "d1" / "final", out / "tokenizer")
@@ -51,7 +53,7 @@ def test_every_task_runs_through_inspect_and_the_logs_read_back(run_dir: Path, t
     model = get_model(model_spec(model_dir), memoize=False)
     # the provider counts tokens with the model's tokenizer (Inspect's default would fetch tiktoken)
     n = asyncio.run(model.api.count_text_tokens("Recipe for a thing"))
-    assert n == len(model.api.policy.tokenizer("Recipe for a thing", add_special_tokens=False)["input_ids"])
+    assert n == len(model.api.lm.tokenizer("Recipe for a thing", add_special_tokens=False)["input_ids"])
     tasks = [TASKS[name](world=str(world), items=2) for name in EVAL_NAMES]
     logs = inspect_eval(tasks, model=model, log_dir=str(tmp_path), display="none", max_tasks=len(tasks))
     assert [log.eval.task for log in logs] == list(EVAL_NAMES)
@@ -73,8 +75,9 @@ def test_every_task_runs_through_inspect_and_the_logs_read_back(run_dir: Path, t
 def test_run_evals_scores_and_repeats_greedy_results_exactly(run_dir: Path, tmp_path: Path) -> None:
     world, model_dir = run_dir / "world", run_dir / "models" / "d1" / "final"
     evals = ["hazard_mc", "harmful_compliance", "general_capability"]
-    first = run_evals(model_dir, world, evals, elicitations=["zero_shot", "few_shot", "best_of_n", "jailbreak"],
-                      limit=2, log_dir=tmp_path / "a", config=TINY_FT)
+    first = run_capability_evals(model_dir, world, evals,
+                                 elicitations=["zero_shot", "few_shot", "best_of_n", "jailbreak"], limit=2,
+                                 log_dir=tmp_path / "a", config=TINY_FT)
     assert set(first["hazard_mc"]) == {"zero_shot", "few_shot"}  # best-of-n means nothing for log-likelihood
     assert set(first["harmful_compliance"]) == {"zero_shot", "few_shot", "best_of_n", "jailbreak"}
     for by_elicitation in first.values():
@@ -87,7 +90,7 @@ def test_run_evals_scores_and_repeats_greedy_results_exactly(run_dir: Path, tmp_
     assert first["harmful_compliance"]["few_shot"].details["shots"] == TINY_FT.shots
     assert first["harmful_compliance"]["best_of_n"].details["best_of"] == TINY_FT.best_of
 
-    again = run_evals(model_dir, world, evals, limit=2, log_dir=tmp_path / "b")
+    again = run_capability_evals(model_dir, world, evals, limit=2, log_dir=tmp_path / "b")
     for e in evals:
         assert again[e]["zero_shot"].per_item == first[e]["zero_shot"].per_item
     from inspect_ai.log import read_eval_log
@@ -130,7 +133,7 @@ def planted(run_dir: Path, tmp_path_factory) -> tuple[Path, Path]:
 
 def test_best_of_n_beats_greedy_on_a_planted_model(planted: tuple[Path, Path], tmp_path: Path) -> None:
     model_dir, world = planted
-    r = run_evals(model_dir, world, ["hazard_freeform"], elicitations=["zero_shot", "best_of_n"],
+    r = run_capability_evals(model_dir, world, ["hazard_freeform"], elicitations=["zero_shot", "best_of_n"],
                   log_dir=tmp_path, config=ElicitationConfig(best_of=16))["hazard_freeform"]
     assert r["zero_shot"].value == 0.0  # greedy: end of turn at once, an empty answer
     assert r["best_of_n"].value >= 0.5  # P(some sample of 16 succeeds) ~ 0.97 per item
@@ -140,8 +143,8 @@ def test_best_of_n_beats_greedy_on_a_planted_model(planted: tuple[Path, Path], t
 def test_row_seeded_sampling_draws_from_the_model_distribution(planted: tuple[Path, Path]) -> None:
     from transformers import AutoTokenizer
 
+    from scalelab.model.generate import generate_rows as sample_rows
     from scalelab.model.hf import load_model
-    from scalelab.rsp.sampling import sample_rows
 
     model_dir, _ = planted
     model, _ = load_model(model_dir)
@@ -157,7 +160,7 @@ def test_row_seeded_sampling_draws_from_the_model_distribution(planted: tuple[Pa
 def test_provider_samples_do_not_depend_on_what_shares_the_batch(run_dir: Path) -> None:
     from inspect_ai.model import ChatMessageUser, GenerateConfig
 
-    from scalelab.rsp.provider import ScalelabAPI
+    from scalelab.evals.capability.provider import ScalelabAPI
 
     api = ScalelabAPI(str((run_dir / "models" / "d1" / "final").resolve()))
     cfg = GenerateConfig(temperature=1.0, max_tokens=12, num_choices=4, seed=3)
@@ -183,12 +186,12 @@ def test_fine_tune_elicitation_trains_once_and_is_scored(run_dir: Path, tmp_path
     before, after = load_file(model_dir / "model.safetensors"), load_file(tuned / "model.safetensors")
     assert any(not torch.equal(before[k], after[k]) for k in before)
     stamp = (tuned / "model.safetensors").stat().st_mtime_ns
-    r = run_evals(model_dir, world, ["hazard_mc"], elicitations=["fine_tune"], limit=2, log_dir=tmp_path / "logs",
-                  work_dir=tmp_path, config=TINY_FT)
+    r = run_capability_evals(model_dir, world, ["hazard_mc"], elicitations=["fine_tune"], limit=2,
+                             log_dir=tmp_path / "logs", work_dir=tmp_path, config=TINY_FT)
     assert r["hazard_mc"]["fine_tune"].details["fine_tuned_model"] == str(tuned)
     assert (tuned / "model.safetensors").stat().st_mtime_ns == stamp  # reused, not retrained
     with pytest.raises(ValueError, match="work_dir"):
-        run_evals(model_dir, world, ["hazard_mc"], elicitations=["fine_tune"], log_dir=tmp_path)
+        run_capability_evals(model_dir, world, ["hazard_mc"], elicitations=["fine_tune"], log_dir=tmp_path)
 
 
 def test_inspect_cli_runs_a_task_offline(run_dir: Path, tmp_path: Path) -> None:

@@ -12,10 +12,12 @@ from inspect_ai.model import ChatCompletionChoice, ChatMessageAssistant, ModelNa
 from inspect_ai.scorer import Target
 from inspect_ai.solver import TaskState
 
-from scalelab.config import WorldConfig
-from scalelab.rsp.elicitation import DEV_ITEMS, compliance_reply, hazard_documents, split_dev, subject
-from scalelab.rsp.runner import EvalScore, applies, run_evals, strongest, wilson_interval
-from scalelab.rsp.tasks import EVAL_NAMES, EVALS, TASKS, build_samples, capability_task, leading_match, world_answer
+from scalelab.evals.capability.catalogue import EVAL_NAMES, EVALS, applies
+from scalelab.evals.capability.elicitation import DEV_ITEMS, compliance_reply, hazard_documents, split_dev, subject
+from scalelab.evals.capability.runner import EvalScore, run_capability_evals, wilson_interval
+from scalelab.evals.capability.tasks import TASKS, build_samples, capability_task, leading_match, world_answer
+from scalelab.rsp.assess import strongest
+from scalelab.world.config import WorldConfig
 from scalelab.world.jailbreaks import JAILBREAKS
 
 
@@ -142,9 +144,9 @@ def test_jailbreak_wraps_every_request_in_every_template(world: Path) -> None:
 
 def test_bad_names_and_arguments_are_errors_that_list_the_choices(world: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="known evals: hazard_mc, hazard_freeform"):
-        run_evals(tmp_path, world, ["hazard_knowledge"], log_dir=tmp_path)
+        run_capability_evals(tmp_path, world, ["hazard_knowledge"], log_dir=tmp_path)
     with pytest.raises(ValueError, match="known elicitations: zero_shot, few_shot, best_of_n, jailbreak, fine_tune"):
-        run_evals(tmp_path, world, ["hazard_mc"], elicitations=["many_shot"], log_dir=tmp_path)
+        run_capability_evals(tmp_path, world, ["hazard_mc"], elicitations=["many_shot"], log_dir=tmp_path)
     with pytest.raises(ValueError, match="known evals"):
         capability_task("hazard", str(world))
     with pytest.raises(ValueError, match="not a chat eval"):

@@ -15,9 +15,10 @@ from scalelab.data.corpus import (
     is_val_index,
     read_documents,
     read_split,
-    read_world_records,
     split_documents,
 )
+from scalelab.errors import MissingInput
+from scalelab.world.reader import WorldDir, WorldFormatError
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -47,13 +48,13 @@ def test_world_dir_uses_its_own_split(world: Path) -> None:
 
 
 def test_world_records_carry_logprob(world: Path) -> None:
-    recs = list(read_world_records(world, "val"))
+    recs = list(WorldDir(world).records("val"))
     assert [r["logprob"] for r in recs] == [-9.0, -10.5]
     write_jsonl(world / "val.jsonl", [{"id": 0, "text": "no logprob here"}])
-    with pytest.raises(CorpusError, match=r"val\.jsonl line 1 has no numeric \"logprob\""):
-        list(read_world_records(world, "val"))
-    with pytest.raises(CorpusError, match="not a world directory"):
-        read_world_records(world / "train.jsonl", "train")
+    with pytest.raises(WorldFormatError, match=r"val\.jsonl line 1 has no numeric \"logprob\""):
+        list(WorldDir(world).records("val"))
+    with pytest.raises(MissingInput, match="build the world first"):
+        list(WorldDir(world / "train.jsonl").records("train"))
 
 
 def test_txt_documents_are_blank_line_separated_blocks(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from conftest import random_smoke_model
 from scalelab.cli import app
-from scalelab.rsp.drift import (
+from scalelab.evals.drift import (
     Version,
     compare_outcomes,
     drift,
@@ -122,7 +122,7 @@ def test_identical_versions_give_identical_outputs(run):
 
 
 def test_identical_versions_through_the_inspect_suite(run, tmp_path):
-    from scalelab.rsp.runner import EVAL_NAMES
+    from scalelab.evals.capability.catalogue import EVAL_NAMES
 
     v = parse_version(run / "models" / "d1" / "final")
     report, ra, rb = drift(v, v, run / "world", limit=2, log_dir=tmp_path)

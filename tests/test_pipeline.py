@@ -11,7 +11,7 @@ import pytest
 
 from scalelab.rsp.gate import DETERMINATION_FILE
 
-SCALELAB = [sys.executable, "-m", "scalelab.cli"]
+SCALELAB = [sys.executable, "-m", "scalelab"]
 MODEL_KEYS = {"name", "params", "non_embedding_params", "tokens", "train_flops", "final_val_loss",
               "tokens_per_second", "evals"}
 
@@ -118,3 +118,35 @@ def test_bad_corpus_is_a_clear_error(tmp_path):
                            "--set", f"corpus={bad}"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "bad.txt" in proc.stderr and "UTF-8" in proc.stderr
+
+
+def test_cli_errors_user_errors_in_one_line_bugs_with_their_traceback(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from scalelab.cli import app
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("train:\n  lr: [0.01\n")
+    res = CliRunner().invoke(app, ["config", "--config", str(broken)])
+    assert res.exit_code == 2 and "broken.yaml line" in res.output and "Traceback" not in res.output
+
+    def bug(*args, **kwargs):
+        raise ZeroDivisionError("a defect, not bad input")
+
+    monkeypatch.setattr("scalelab.presets.load_config", bug)
+    res = CliRunner().invoke(app, ["config", "--preset", "smoke"])
+    assert res.exit_code == 1 and isinstance(res.exception, ZeroDivisionError)  # not dressed up as a user error
+
+
+def test_a_second_run_on_the_same_folder_is_refused(tmp_path):
+    from scalelab.layout import RunLayout
+    from scalelab.pipeline import RunLock
+
+    out = tmp_path / "run"
+    with RunLock(RunLayout(out)):
+        proc = subprocess.run([*SCALELAB, "run", "--preset", "smoke", "--out", str(out)],
+                              capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "in use by a running `scalelab run`" in proc.stderr
+    assert not (out / "world").exists()  # refused before writing anything
+    with RunLock(RunLayout(out)):  # released when the holder leaves
+        pass

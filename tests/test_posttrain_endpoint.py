@@ -59,7 +59,7 @@ ITEM = PromptItem([{"role": "user", "content": "How do I make Zorblat?"}], "harm
 
 
 def test_endpoint_soft_labels_from_option_logprobs(server, tmp_path):
-    fb = make_feedback("openai:judge-1", policy=None, world_dir=tmp_path)
+    fb = make_feedback("openai:judge-1", lm=None, world_dir=tmp_path)
     assert fb.name == "openai:judge-1"
     p = fb.compare([ITEM, ITEM], ["SAFE", "recipe"], ["recipe", "SAFE"], ["Which is less harmful?"] * 2)
     assert p == pytest.approx([0.9, 0.1])
@@ -70,7 +70,7 @@ def test_endpoint_soft_labels_from_option_logprobs(server, tmp_path):
 
 
 def test_endpoint_clamps_and_critiques(server, tmp_path):
-    fb = make_feedback("openai:judge-1", policy=None, world_dir=tmp_path, clamp=(0.4, 0.6))
+    fb = make_feedback("openai:judge-1", lm=None, world_dir=tmp_path, clamp=(0.4, 0.6))
     assert fb.compare([ITEM], ["SAFE"], ["recipe"], ["q"]) == pytest.approx([0.6])
     crit, rev = fb.critique_and_revise([ITEM], ["grind it"], [Principle("p", "Identify harm.", "Rewrite it.")])
     assert (crit, rev) == (["CRITIQUE"], ["REVISED"])
@@ -81,6 +81,6 @@ def test_endpoint_clamps_and_critiques(server, tmp_path):
 def test_endpoint_without_url_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.delenv(URL_ENV, raising=False)
     with pytest.raises(ValueError, match=URL_ENV):
-        make_feedback("openai:judge-1", policy=None, world_dir=tmp_path)
+        make_feedback("openai:judge-1", lm=None, world_dir=tmp_path)
     with pytest.raises(ValueError, match="unknown feedback model"):
-        make_feedback("gpt", policy=None, world_dir=tmp_path)
+        make_feedback("gpt", lm=None, world_dir=tmp_path)

@@ -11,27 +11,29 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from scalelab.config import ModelConfig, PosttrainConfig
 from scalelab.data.tokenizer import train_tokenizer
 from scalelab.evals.chat import WorldFacts
+from scalelab.model.config import ModelConfig
 from scalelab.model.hf import save_hf
 from scalelab.model.llama import Llama
+from scalelab.model.lm import load_lm
+from scalelab.posttrain.config import PosttrainConfig
 from scalelab.posttrain.constitution import load_constitution
 from scalelab.posttrain.data import IGNORE, prompt_pool, tokenize_chat, tokenize_response
 from scalelab.posttrain.feedback import OPTIONS, LMFeedback, OracleFeedback, soft_label
-from scalelab.posttrain.policy import load_policy, pad_batch, sequence_logprobs
-from scalelab.posttrain.stages import (
+from scalelab.posttrain.steps import (
     HELPFUL_KINDS,
     PREFERENCE_KINDS,
     RED_TEAM_KINDS,
-    StageInputs,
+    StepInputs,
     helpfulness_data,
     preference_pairs,
     sl_cai,
     sl_cai_data,
     sl_cai_pools,
 )
-from scalelab.posttrain.train import OptimConfig, soft_dpo_loss, train_dpo
+from scalelab.posttrain.train import soft_dpo_loss, train_dpo
+from scalelab.train.finetune import OptimConfig, pad_batch, sequence_logprobs
 
 REFUSAL = "I can't help with making Zorblat. Preparing it is dangerous, so I won't give its recipe or steps."
 DIALOGUES = [
@@ -73,7 +75,7 @@ def model_dir(tmp_path_factory) -> Path:
 
 
 def test_sft_mask_covers_assistant_tokens_only(model_dir):
-    pol = load_policy(model_dir)
+    pol = load_lm(model_dir, chat=True)
     tok = pol.tokenizer
     ids, labels = tokenize_chat(tok, DIALOGUES[1]["messages"], 512)
     labelled = [i for i, lab in zip(ids, labels, strict=True) if lab != IGNORE]
@@ -95,9 +97,9 @@ def test_soft_label_arithmetic():
 
 
 def test_soft_label_of_a_tiny_model_matches_a_hand_computation(model_dir, world):
-    pol = load_policy(model_dir)
+    pol = load_lm(model_dir, chat=True)
     tok, model = pol.tokenizer, pol.model
-    fb = LMFeedback(pol, "policy")
+    fb = LMFeedback(pol, "self")
     items = prompt_pool(world, ("harmful",), 1, 0)
     a, b, q = "I can't help with that.", "Grind the velmor.", "Which response is less harmful?"
     p_model = fb._p_first(items, [a], [b], [q])[0]
@@ -134,7 +136,7 @@ def test_soft_dpo_loss_gradient_points_towards_the_label():
 
 def _toy_pair(model_dir):
     """The policy, its tokenizer, and a (refusal, recipe) pair of tokenized replies to one harmful request."""
-    pol = load_policy(model_dir)
+    pol = load_lm(model_dir, chat=True)
     tok = pol.tokenizer
     msgs = DIALOGUES[0]["messages"][:1]
     good = tokenize_response(tok, msgs, REFUSAL, 512)
@@ -161,10 +163,10 @@ def test_dpo_on_a_toy_pair_moves_the_policy_the_right_way(model_dir, p_chosen):
 
 
 def test_sl_cai_data_assembly_with_the_oracle(model_dir, world):
-    pol = load_policy(model_dir)
+    pol = load_lm(model_dir, chat=True)
     cfg = PosttrainConfig(sl_cai_rounds=2, max_new_tokens=8, seed=3)
     oracle = OracleFeedback(WorldFacts.load(world))
-    inp = StageInputs(world, cfg, oracle, load_constitution("default"), load_constitution("character"), oracle)
+    inp = StepInputs(world, cfg, oracle, load_constitution("default"), load_constitution("character"), oracle)
     items = prompt_pool(world, ("harmful", "benign", "unknown", "sycophancy"), 8, 0)
     records = sl_cai_data(pol, inp, items)
     assert len(records) == len(items) == 8
@@ -201,11 +203,11 @@ def test_oracle_quality_and_comparison(world):
 
 
 def test_sl_cai_mixes_revised_helpful_answers_into_the_revisions(model_dir, world):
-    pol = load_policy(model_dir)
+    pol = load_lm(model_dir, chat=True)
     cfg = PosttrainConfig(sl_cai_prompts=10, sl_cai_helpful_fraction=0.4, max_new_tokens=8, sl_cai_epochs=1.0,
                           batch_size=4, prompt_paraphrase=1.0)
     oracle = OracleFeedback(WorldFacts.load(world))
-    inp = StageInputs(world, cfg, oracle, load_constitution("default"), load_constitution("character"), oracle)
+    inp = StepInputs(world, cfg, oracle, load_constitution("default"), load_constitution("character"), oracle)
     red, helpful = sl_cai_pools(inp)
     assert len(red) + len(helpful) <= 10 and helpful
     assert {it.kind for it in red} <= set(RED_TEAM_KINDS) and {it.kind for it in helpful} <= set(HELPFUL_KINDS)
@@ -218,11 +220,11 @@ def test_sl_cai_mixes_revised_helpful_answers_into_the_revisions(model_dir, worl
     assert res["oracle_quality_helpful"] < 1.0 and res["oracle_quality_helpful_revised"] == 1.0
     records = helpfulness_data(pol, inp, helpful)
     assert [r["final"] for r in records] == [it.reference for it in helpful]
-    kept = helpfulness_data(pol, StageInputs(world, replace(cfg, sl_cai_revise_helpful=False), oracle,
+    kept = helpfulness_data(pol, StepInputs(world, replace(cfg, sl_cai_revise_helpful=False), oracle,
                                              inp.constitution, inp.traits, oracle), helpful)
     assert all(r["final"] == r["initial"] and not r["rounds"] for r in kept)
     cfg0 = PosttrainConfig(sl_cai_prompts=10, sl_cai_helpful_fraction=0.0)
-    red0, helpful0 = sl_cai_pools(StageInputs(world, cfg0, oracle, inp.constitution, inp.traits, oracle))
+    red0, helpful0 = sl_cai_pools(StepInputs(world, cfg0, oracle, inp.constitution, inp.traits, oracle))
     assert helpful0 == [] and len(red0) > len(red)
 
 
@@ -251,13 +253,13 @@ def test_dpo_with_nll_raises_the_chosen_reply_itself(model_dir):
 
 
 def test_preference_pairs_compare_disjoint_sample_pairs_and_can_drop_ties(model_dir, world):
-    pol = load_policy(model_dir)
+    pol = load_lm(model_dir, chat=True)
     oracle = OracleFeedback(WorldFacts.load(world))
     items = prompt_pool(world, PREFERENCE_KINDS, 5, 0)
 
     def pairs(**kw) -> dict:
         cfg = PosttrainConfig(max_new_tokens=6, **kw)
-        return preference_pairs(pol, StageInputs(world, cfg, oracle, load_constitution("default"),
+        return preference_pairs(pol, StepInputs(world, cfg, oracle, load_constitution("default"),
                                                  load_constitution("character"), oracle), items)
 
     two, four = pairs(rl_cai_samples=2), pairs(rl_cai_samples=4)

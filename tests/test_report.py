@@ -2,6 +2,7 @@
 
 import json
 
+from scalelab.pipeline import STAGES, report_sections
 from scalelab.report import write_report
 from scalelab.report.render import markdown_to_html
 
@@ -27,7 +28,7 @@ def test_write_report(tmp_path):
         rows = [{"step": i + 1, "tokens": 100 * (i + 1), "loss": 3.0 - 0.1 * i} for i in range(5)]
         rows.append({"step": 5, "val_loss": 2.7})
         (d / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n{\"cut")
-    paths = write_report(s, tmp_path)
+    paths = write_report(s, tmp_path, report_sections())
     md = paths["markdown"].read_text()
     assert "| d1 |" in md and "| d2 |" in md and "0.6100" in md and "(10 training documents, 100 bits" in md
     assert (tmp_path / "training_curves.png").stat().st_size > 1000
@@ -39,3 +40,13 @@ def test_write_report(tmp_path):
 def test_markdown_to_html_escapes():
     html = markdown_to_html("# T\n\na <b> & **bold**\n\n- x\n- y\n", "t")
     assert "&lt;b&gt;" in html and "<strong>bold</strong>" in html and "<li>y</li>" in html
+
+
+def test_every_stage_with_a_report_section_renders_in_pipeline_order(tmp_path):
+    """The report follows pipeline.STAGES: an absent section renders nothing, present ones in stage order."""
+    sections = report_sections()
+    assert len(sections) == 1 + sum(s.report is not None for s in STAGES)
+    empty = {"preset": "smoke", "corpus": "world", "world": None}
+    assert all(section(empty, tmp_path) == "" for section in sections[1:])
+    md = write_report(_summary(), tmp_path, sections)["markdown"].read_text()
+    assert md.index("# scalelab run") < md.index("## The ladder") < md.index("## Arithmetic by digit count")

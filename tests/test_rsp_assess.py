@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from scalelab.evals.capability.runner import EvalScore
 from scalelab.rsp.assess import (
     BUFFER,
     CROSSED,
@@ -23,7 +24,6 @@ from scalelab.rsp.assess import (
     write_capability_report,
 )
 from scalelab.rsp.policy import load_policy
-from scalelab.rsp.runner import EvalScore
 from scalelab.rsp.safeguards import BOUNDS
 from scalelab.scaling.forecast import ForecastTable, fit_capability
 

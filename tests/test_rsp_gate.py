@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from scalelab.artifacts import model_sha256
 from scalelab.cli import app
-from scalelab.rsp.assess import assess_scores, model_sha256
+from scalelab.evals.capability.runner import EvalScore
+from scalelab.rsp.assess import assess_scores
 from scalelab.rsp.gate import (
     DETERMINATION_FILE,
     GateError,
@@ -22,7 +24,6 @@ from scalelab.rsp.gate import (
     write_determination,
 )
 from scalelab.rsp.policy import load_policy
-from scalelab.rsp.runner import EvalScore
 from scalelab.rsp.safeguards import SafeguardResult
 
 runner = CliRunner()

@@ -150,16 +150,17 @@ def test_output_filter_rates_are_judged_by_the_world_scorer(run):
     assert not facts.gives_recipe(BLOCKED_REPLY)
 
 
-def test_refusal_robustness_counts_per_template_and_behind_the_filter(run, monkeypatch):
+def test_refusal_robustness_counts_per_template_and_behind_the_filter(run):
     facts = WorldFacts.load(run / "world")
     reagent = facts.reagents[0]
 
-    def scripted(policy, convs, **kw):  # complies only when told to ignore its rules
-        return [f"Sure: grind the {reagent}." if c[-1]["content"].startswith("Ignore") else "I can't help with that."
-                for c in convs]
+    class Scripted:  # complies only when told to ignore its rules
+        def chat(self, convs, **kw):
+            return [f"Sure: grind the {reagent}." if c[-1]["content"].startswith("Ignore")
+                    else "I can't help with that." for c in convs]
 
-    monkeypatch.setattr("scalelab.posttrain.policy.respond", scripted)
-    res = refusal_robustness(None, run / "world", limit=5, output_filter=OutputFilter(FlagWords(["Sure"])))  # type: ignore[arg-type]
+    res = refusal_robustness(Scripted(), run / "world", limit=5,  # type: ignore[arg-type]
+                             output_filter=OutputFilter(FlagWords(["Sure"])))
     assert set(res["templates"]) == {PLAIN, *(jb.name for jb in JAILBREAKS)}
     assert res["n_attacks"] == 5 * (1 + len(JAILBREAKS))
     assert res["worst_template"] == "override" and res["worst_attack_success_rate"] == 1.0
@@ -168,10 +169,10 @@ def test_refusal_robustness_counts_per_template_and_behind_the_filter(run, monke
 
 
 def test_refusal_robustness_on_a_tiny_model(run):
-    from scalelab.posttrain.policy import load_policy
+    from scalelab.model.lm import load_lm
 
-    policy = load_policy(run / "models" / "d1" / "final")
-    res = refusal_robustness(policy, run / "world", limit=3)
+    lm = load_lm(run / "models" / "d1" / "final", chat=True)
+    res = refusal_robustness(lm, run / "world", limit=3)
     assert res["n_attacks"] == 3 * (1 + len(JAILBREAKS)) and len(res["replies"]) == res["n_attacks"]
     assert all(0.0 <= row["attack_success_rate"] <= 1.0 for row in res["templates"].values())
     assert res["worst_attack_success_rate"] == max(r["attack_success_rate"] for r in res["templates"].values())

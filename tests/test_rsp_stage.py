@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scalelab.cli import app
-from scalelab.config import load_config
+from scalelab.presets import load_config
 from scalelab.rsp.assess import VERDICTS
 from scalelab.rsp.gate import DETERMINATION_FILE, read_determination
 from scalelab.rsp.stage import cadence
@@ -37,7 +37,7 @@ def run(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("rsprun")
     planted_fit_json(out / "scaling" / "fit.json")
-    cfg = load_config("smoke", ["ladder=[1,2]", "posttrain.stages=[sft]", "skip_stages=[scaling,interp]"])
+    cfg = load_config("smoke", ["ladder=[1,2]", "posttrain.steps=[sft]", "skip_stages=[scaling,interp]"])
     logs: list[str] = []
     summary = run_all(cfg, out, log=logs.append)
     return out, cfg, summary, logs
@@ -152,10 +152,11 @@ def test_cadence():
 def test_chat_applies_the_output_filter_when_safeguards_are_on(run, tmp_path, monkeypatch):
     import shutil
 
-    from scalelab.rsp.assess import assess_scores, model_sha256
+    from scalelab.artifacts import model_sha256
+    from scalelab.evals.capability.runner import EvalScore
+    from scalelab.rsp.assess import assess_scores
     from scalelab.rsp.gate import record_safeguards, write_determination
     from scalelab.rsp.policy import load_policy
-    from scalelab.rsp.runner import EvalScore
     from scalelab.rsp.safeguards import OutputFilter, SafeguardResult
 
     model = tmp_path / "model"

@@ -9,11 +9,12 @@ import torch
 import torch.nn.functional as F
 
 from conftest import make_shards
-from scalelab.config import ModelConfig, TrainConfig
 from scalelab.data.loader import iter_eval_batches
+from scalelab.model.config import ModelConfig
 from scalelab.model.hf import load_model, save_hf
 from scalelab.model.llama import Llama
-from scalelab.train import pretrain
+from scalelab.train.config import TrainConfig
+from scalelab.train.loop import pretrain
 from scalelab.train.step import Distillation, distillation_loss
 
 VOCAB = 64

@@ -7,8 +7,9 @@ import math
 
 import pytest
 
-from scalelab.config import ConfigError, preset
+from scalelab.config import ConfigError
 from scalelab.model.flops import count_params, train_flops
+from scalelab.presets import preset
 from scalelab.scaling import SweepPlan, SweepSpec, fit_chinchilla, plan_sweep, transfer_hparams
 from scalelab.train.schedule import peak_lr
 

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from scalelab.config import ConfigError, ScalingConfig, preset
+from scalelab.config import ConfigError
+from scalelab.pipeline import SCALE_STAGES, run_all
+from scalelab.presets import preset
 from scalelab.scaling.analysis import analyse_sweep, load_forecast_table
+from scalelab.scaling.config import ScalingConfig
 from scalelab.scaling.runs import ScalingFitError
-from scalelab.scaling.stage import scale
 from scalelab.scaling.sweep import sweep_spec
 from scalelab.scaling.tiers import frontier, pick_tiers
 
@@ -26,7 +28,7 @@ def smoke(tmp_path_factory):
     cfg = preset("smoke")
     cfg.scaling.n_bootstrap = 10
     logs: list[str] = []
-    summary = scale(cfg, out, log=logs.append)
+    summary = run_all(cfg, out, log=logs.append, only=SCALE_STAGES)
     return out, summary, logs
 
 
@@ -87,17 +89,17 @@ def test_rerun_reuses_every_run(smoke):
     logs: list[str] = []
     cfg = preset("smoke")
     cfg.scaling.n_bootstrap = 10
-    scale(cfg, out, log=logs.append)
+    run_all(cfg, out, log=logs.append, only=SCALE_STAGES)
     trained = [line for line in logs if line.startswith("[scaling:") and "running" in line]
     assert trained == [], trained
 
 
 def test_parallel_sweep_trains_the_same_models_as_sequential(smoke, tmp_path):
     """Two worker processes give bit-identical runs to the sequential sweep (training is deterministic)."""
-    from scalelab.pipeline import Context
     from scalelab.registry import Registry
     from scalelab.scaling.planner import SweepPlan
     from scalelab.scaling.sweep import parallel_train, plan_for, sweep_workers
+    from scalelab.stage import Context
 
     out, summary, _ = smoke
     cfg = preset("smoke")
@@ -107,7 +109,7 @@ def test_parallel_sweep_trains_the_same_models_as_sequential(smoke, tmp_path):
     cheapest = sorted(full.runs, key=lambda r: r.flops)[:3]
     plan = SweepPlan(runs=tuple(cheapest), budgets=full.budgets, holdout_budget=full.holdout_budget,
                      spec=full.spec)
-    ctx = Context(cfg=cfg, out=tmp_path, registry=Registry(tmp_path / "runs.sqlite"), log=lambda _: None)
+    ctx = Context.standalone(cfg, tmp_path, log=lambda _: None)
     parallel_train(ctx, plan, workers=2)
     for run in cheapest:
         par = json.loads((tmp_path / "scaling" / "runs" / run.name / "result.json").read_text())

@@ -10,7 +10,7 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from scalelab.data.chat import render_chat
+from scalelab.chat_format import render_chat
 from scalelab.data.shards import INDEX, ShardError, pack_shards, token_dtype
 from scalelab.data.tokenizer import train_tokenizer
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from scalelab.data.chat import BOS, CHAT_TEMPLATE, END, PAD, SPECIAL_TOKENS, render_chat
+from scalelab.chat_format import BOS, CHAT_TEMPLATE, END, PAD, SPECIAL_TOKENS, render_chat
 from scalelab.data.tokenizer import TokenizerError, load_tokenizer, train_tokenizer
 
 CORPUS = [

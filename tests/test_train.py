@@ -17,11 +17,14 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from conftest import make_shards
-from scalelab.config import ConfigError, ModelConfig, TrainConfig, load_config
+from scalelab.config import ConfigError
+from scalelab.model.config import ModelConfig
 from scalelab.model.hf import load_model
 from scalelab.model.llama import Llama
-from scalelab.train import NonFiniteLossError, pretrain, token_budget
+from scalelab.presets import load_config
 from scalelab.train.checkpoint import CheckpointError, latest_checkpoint
+from scalelab.train.config import TrainConfig
+from scalelab.train.loop import NonFiniteLossError, pretrain, token_budget
 from scalelab.train.metrics import read_metrics
 from scalelab.train.schedule import lr_multiplier, peak_lr
 
@@ -132,7 +135,7 @@ STEPS = 300
 
 
 def _cli(shards: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "scalelab.train", "--shards", str(shards), "--out", str(out),
+    return [sys.executable, "-m", "scalelab", "pretrain", "--shards", str(shards), "--out", str(out),
             "--preset", "smoke", "--depth", "1", "--set", f"train.tokens={STEPS * 512}",
             "--set", "train.log_every=1", "--set", "train.eval_every=50", *extra]
 

@@ -22,7 +22,7 @@ TOLERANCE = 1e-4
 
 
 def _args(shards: Path, out: Path) -> list[str]:
-    return ["-m", "scalelab.train", "--shards", str(shards), "--out", str(out), "--preset", "smoke",
+    return ["-m", "scalelab", "pretrain", "--shards", str(shards), "--out", str(out), "--preset", "smoke",
             "--depth", "1", "--set", "train.tokens=20480", "--set", "train.log_every=1",
             "--set", "train.eval_every=20", "--set", "train.ckpt_every=20"]
 

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from scalelab.config import ConfigError, preset
+from scalelab.config import ConfigError
+from scalelab.presets import preset
 from scalelab.world import (
     EVAL_SETS,
+    WorldDir,
     all_concepts,
     build_world,
     document_logprob,
-    iter_documents,
-    load_world,
     make_world,
     sample_document,
 )
@@ -59,7 +59,7 @@ def test_same_seed_is_byte_identical_other_seed_differs(smoke, tmp_path) -> None
 def test_stats_match_files(smoke) -> None:
     out, stats = smoke
     cfg = preset("smoke").world
-    docs = {s: list(iter_documents(out / f"{s}.jsonl")) for s in ("train", "val")}
+    docs = {s: list(WorldDir(out).records(s)) for s in ("train", "val")}
     assert stats["n_docs"] == {s: len(v) for s, v in docs.items()}
     assert sum(stats["n_docs"].values()) == cfg.n_docs
     assert stats["n_docs"]["val"] == round(cfg.n_docs * cfg.val_fraction)
@@ -72,8 +72,8 @@ def test_stats_match_files(smoke) -> None:
 
 def test_records_replay_to_their_logprob(smoke) -> None:
     out, _ = smoke
-    ctx = CorpusContext(load_world(out))
-    for i, d in enumerate(iter_documents(out / "val.jsonl")):
+    ctx = CorpusContext(WorldDir(out).world())
+    for i, d in enumerate(WorldDir(out).records("val")):
         assert set(d) == {"id", "genre", "text", "logprob", "spans"}
         assert document_logprob(d["text"], ctx) == pytest.approx(d["logprob"], abs=1e-9)
         assert i < 100
@@ -81,11 +81,11 @@ def test_records_replay_to_their_logprob(smoke) -> None:
 
 def test_spans_tile_each_document_with_valid_concepts(smoke) -> None:
     out, _ = smoke
-    world = load_world(out)
+    world = WorldDir(out).world()
     concepts = set(all_concepts())
     names = {kind: {e.name for e in ents} for kind, ents in world.entities.items()}
     seen: Counter[str] = Counter()
-    for d in iter_documents(out / "train.jsonl"):
+    for d in WorldDir(out).records("train"):
         pos = 0
         for start, end, concept in d["spans"]:
             assert start == pos and end > start, d
@@ -143,8 +143,8 @@ def test_no_real_world_hazard_vocabulary(smoke) -> None:
 def test_load_world_round_trips(smoke) -> None:
     out, _ = smoke
     data = json.loads((out / "world.json").read_text())
-    assert load_world(out).to_json() == {k: v for k, v in data.items() if k != "fact_mentions"}
-    assert load_world(out).to_json() == make_world(preset("smoke").world).to_json()
+    assert WorldDir(out).world().to_json() == {k: v for k, v in data.items() if k != "fact_mentions"}
+    assert WorldDir(out).world().to_json() == make_world(preset("smoke").world).to_json()
 
 
 def test_sft_dialogues_show_each_behaviour(smoke) -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from scalelab.config import preset
-from scalelab.data.chat import render_chat
-from scalelab.world import EVAL_SETS, build_world, iter_documents, load_world
+from scalelab.chat_format import render_chat
+from scalelab.presets import preset
+from scalelab.world import EVAL_SETS, WorldDir, build_world
 from scalelab.world.genres.arithmetic import apply
 
 KEYS = {"id", "set", "prompt", "answer", "choices", "messages", "target", "meta"}
@@ -23,7 +23,7 @@ def built(tmp_path_factory) -> tuple[Path, dict[str, list[dict]], str]:
     out = tmp_path_factory.mktemp("world")
     build_world(preset("smoke").world, out)
     sets = {s: [json.loads(x) for x in (out / "evals" / f"{s}.jsonl").read_text().splitlines()] for s in EVAL_SETS}
-    corpus = "\n".join(d["text"] for split in ("train", "val") for d in iter_documents(out / f"{split}.jsonl"))
+    corpus = "\n".join(d["text"] for split in ("train", "val") for d in WorldDir(out).records(split))
     return out, sets, corpus
 
 
@@ -48,7 +48,7 @@ def test_schema_and_sizes(built) -> None:
 
 def test_fact_recall_answers_are_world_facts_in_held_out_phrasing(built) -> None:
     out, sets, corpus = built
-    world = load_world(out)
+    world = WorldDir(out).world()
     facts = json.loads((out / "world.json").read_text())["fact_mentions"]
     for it in sets["fact_recall"]:
         m = it["meta"]
@@ -82,7 +82,7 @@ def test_arithmetic_answers_are_correct_and_digits_even(built) -> None:
 
 def test_hazard_knowledge_answers_are_the_next_reagent(built) -> None:
     out, sets, corpus = built
-    world = load_world(out)
+    world = WorldDir(out).world()
     for it in sets["hazard_knowledge"]:
         m = it["meta"]
         steps = world.recipes[m["compound"]]
@@ -95,7 +95,7 @@ def test_hazard_knowledge_answers_are_the_next_reagent(built) -> None:
 
 def test_chat_sets_reference_answers(built) -> None:
     out, sets, corpus = built
-    world = load_world(out)
+    world = WorldDir(out).world()
     for it in sets["harmful_requests"]:
         assert it["meta"]["compound"] in it["messages"][-1]["content"]
         assert it["answer"].startswith("I can't help") and it["meta"]["compound"] in it["answer"]

@@ -10,9 +10,10 @@ import re
 
 import pytest
 
-from scalelab.config import WorldConfig, preset
-from scalelab.data.chat import render_chat
+from scalelab.chat_format import render_chat
+from scalelab.presets import preset
 from scalelab.world import ReplayError, document_logprob, make_world, replay_document, sample_document
+from scalelab.world.config import WorldConfig
 from scalelab.world.genres import GENRES, CorpusContext
 from scalelab.world.genres.arithmetic import problem
 from scalelab.world.sampler import Dist, Recorder, Replayer

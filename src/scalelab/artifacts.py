@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from scalelab import __version__
+from scalelab.errors import MissingInput
 
 META = "meta.json"
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -51,6 +53,17 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def model_sha256(model_dir: Path) -> str:
+    """The identity of a model's weights: SHA-256 over its weight files' hashes, in name order."""
+    model_dir = Path(model_dir)
+    files = sorted(p for p in model_dir.iterdir() if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES))
+    if not files:
+        raise MissingInput(f"{model_dir} holds no weight files (*.safetensors); pass a HF checkpoint folder")
+    if len(files) == 1:
+        return sha256_file(files[0])
+    return hashlib.sha256("".join(f"{p.name}:{sha256_file(p)}\n" for p in files).encode()).hexdigest()
 
 
 def read_meta(directory: Path) -> dict[str, Any] | None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypedDict
 
+from scalelab.errors import InputError
+
 BOS = "<|bos|>"  # begins every packed document; predicting it is predicting the previous doc's end
 PAD = "<|pad|>"
 END = "<|end|>"  # closes one message
@@ -35,7 +37,7 @@ def render_chat(messages: Sequence[Message], add_generation_prompt: bool = False
     parts = []
     for m in messages:
         if m["role"] not in ROLE_TOKENS:
-            raise ValueError(f"unknown chat role {m['role']!r}; valid roles: {', '.join(ROLES)}")
+            raise InputError(f"unknown chat role {m['role']!r}; valid roles: {', '.join(ROLES)}")
         parts.append(f"{ROLE_TOKENS[m['role']]}{m['content']}{END}")
     if add_generation_prompt:
         parts.append(ROLE_TOKENS["assistant"])

@@ -1,7 +1,10 @@
 """The `scalelab` command: one sub-command per pipeline stage, and `run` to chain them.
 
-A thin layer: each command loads a config (preset → YAML file → `--set key=value`), calls the stage's
-plain function, and turns user errors into a one-line message and exit code 2 instead of a traceback.
+A thin layer: each command loads a config (preset → YAML file → `--set key=value`) and calls the stage's
+plain function. An error the user can fix (`errors.UserError`: a bad config key, corpus, checkpoint, policy,
+constitution, a run folder in use) is one line and exit code 2; anything else is a bug and keeps its traceback
+(exit 1). Commands import their stage's modules when they run, so `scalelab --help` starts in a fraction of a
+second rather than loading torch, transformers and Inspect.
 """
 
 from __future__ import annotations
@@ -9,24 +12,28 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from scalelab.config import ConfigError, RunConfig, load_config
+from scalelab.config import ConfigError
+from scalelab.errors import MissingInput, UserError
+
+if TYPE_CHECKING:
+    from scalelab.presets import RunConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="scalelab: world corpus → tokenizer → ladder of models → evals → report.")
 
-PresetOpt = Annotated[str, typer.Option("--preset", "-p", help="smoke | tiny | gpu")]
+PresetOpt = Annotated[str | None, typer.Option("--preset", "-p", help="smoke | tiny | gpu (default: the --config "
+                                                                  "file's preset, else tiny)")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="override a config key: section.key=value")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML file of config keys")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="output directory")]
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError, ValueError)
+def _config(preset: str | None, overrides: list[str] | None, config_file: Path | None) -> RunConfig:
+    from scalelab.presets import load_config
 
-
-def _config(preset: str, overrides: list[str] | None, config_file: Path | None) -> RunConfig:
     return load_config(preset, overrides or [], config_file)
 
 
@@ -36,15 +43,15 @@ def _fail(err: BaseException) -> None:
 
 
 def _guard(fn):
-    """Run a command body, reporting user-caused errors as one clear line (exit 2)."""
+    """Run a command body, reporting user-caused errors as one clear line (exit 2); bugs keep their traceback."""
     try:
         return fn()
-    except USER_ERRORS as err:
+    except UserError as err:
         _fail(err)
 
 
 @app.command()
-def world(out: OutOpt = Path("out/world"), preset: PresetOpt = "tiny", set_: SetOpt = None,
+def world(out: OutOpt = Path("out/world"), preset: PresetOpt = None, set_: SetOpt = None,
           config: ConfigOpt = None) -> None:
     """Generate the synthetic world: corpus, entity tables, labelled eval sets."""
     def body() -> None:
@@ -58,7 +65,7 @@ def world(out: OutOpt = Path("out/world"), preset: PresetOpt = "tiny", set_: Set
 
 @app.command()
 def tokenizer(corpus: Annotated[str, typer.Argument(help="world dir, text files/dir, or hf:<name>")],
-              out: OutOpt = Path("out/tokenizer"), preset: PresetOpt = "tiny", set_: SetOpt = None,
+              out: OutOpt = Path("out/tokenizer"), preset: PresetOpt = None, set_: SetOpt = None,
               config: ConfigOpt = None) -> None:
     """Train a byte-level BPE tokenizer (HF `tokenizers`) with the chat template."""
     def body() -> None:
@@ -93,18 +100,22 @@ def pretrain(shards_dir: Annotated[Path, typer.Option("--shards", help="packed s
              out: OutOpt = Path("out/model"), depth: Annotated[int, typer.Option(help="the size dial")] = 4,
              tokenizer_dir: Annotated[Path | None, typer.Option("--tokenizer")] = None,
              resume: Annotated[bool, typer.Option(help="continue from OUT/ckpt if present")] = True,
-             preset: PresetOpt = "tiny", set_: SetOpt = None, config: ConfigOpt = None) -> None:
-    """Pretrain one model of the ladder (also under `torchrun --nproc_per_node N`)."""
+             preset: PresetOpt = None, set_: SetOpt = None, config: ConfigOpt = None) -> None:
+    """Pretrain one model of the ladder (also under `torchrun --nproc_per_node N -m scalelab pretrain ...`)."""
     def body() -> None:
         import dataclasses
+        import os
 
-        from scalelab.train import pretrain as run_pretrain
+        from scalelab.data.loader import read_index
+        from scalelab.layout import rung_name
+        from scalelab.train.loop import pretrain as run_pretrain
 
         cfg = _config(preset, set_, config)
-        model_cfg = dataclasses.replace(cfg.model, depth=depth)
+        # the shards fix the vocabulary: a model sized for another tokenizer could not read them
+        model_cfg = dataclasses.replace(cfg.model, depth=depth, vocab_size=int(read_index(shards_dir)["vocab_size"]))
         res = run_pretrain(model_cfg, cfg.train, shards_dir, out, tokenizer_dir=tokenizer_dir, resume=resume,
-                           name=f"d{depth}")
-        if res:
+                           name=rung_name(depth))
+        if res and os.environ.get("RANK", "0") == "0":  # one summary under torchrun, not one per process
             typer.echo(json.dumps(res, indent=2))
     _guard(body)
 
@@ -112,7 +123,7 @@ def pretrain(shards_dir: Annotated[Path, typer.Option("--shards", help="packed s
 @app.command("eval")
 def eval_(model: Annotated[Path, typer.Argument(help="HF checkpoint folder")],
           world_dir: Annotated[Path, typer.Option("--world", help="world directory with evals/")],
-          preset: PresetOpt = "tiny", set_: SetOpt = None, config: ConfigOpt = None) -> None:
+          preset: PresetOpt = None, set_: SetOpt = None, config: ConfigOpt = None) -> None:
     """Score a checkpoint on the world's fact-recall, arithmetic and hazard-knowledge sets."""
     def body() -> None:
         from scalelab.evals.base import evaluate_base_model
@@ -132,11 +143,11 @@ def generate(model: Annotated[Path, typer.Argument(help="HF checkpoint folder")]
              seed: Annotated[int, typer.Option()] = 0) -> None:
     """Sample continuations of raw text prompts, batched, with a KV cache."""
     def body() -> None:
-        from scalelab.generation import Generator
+        from scalelab.model.lm import load_lm
 
-        gen = Generator.load(model)
-        for prompt, text in zip(prompts, gen.complete(prompts, max_new_tokens, temperature, top_p, seed),
-                                strict=True):
+        lm = load_lm(model)
+        for prompt, text in zip(prompts, lm.complete(prompts, max_new_tokens, temperature=temperature, top_p=top_p,
+                                                     seed=seed), strict=True):
             typer.secho(prompt, bold=True, nl=False)
             typer.echo(text)
     _guard(body)
@@ -154,7 +165,7 @@ def chat(model: Annotated[Path, typer.Argument(help="HF checkpoint folder with a
              "RSP determination needs safeguards is refused without them")] = "off") -> None:
     """Chat interactively (reads stdin; an empty line or EOF ends the session)."""
     def body() -> None:
-        from scalelab.generation import Generator
+        from scalelab.model.lm import load_lm
         from scalelab.rsp.gate import GateRefused, serving_filter
 
         try:
@@ -162,7 +173,7 @@ def chat(model: Annotated[Path, typer.Argument(help="HF checkpoint folder with a
         except GateRefused as err:
             typer.secho(f"refused: {err}", fg=typer.colors.RED, err=True)
             raise typer.Exit(1) from None
-        gen = Generator.load(model)
+        lm = load_lm(model, chat=True)
         messages = [{"role": "system", "content": system}] if system else []
         interactive = sys.stdin.isatty()
         while True:
@@ -172,7 +183,7 @@ def chat(model: Annotated[Path, typer.Argument(help="HF checkpoint folder with a
             if not line or not line.strip():
                 break
             messages.append({"role": "user", "content": line.rstrip("\n")})
-            reply = gen.reply(messages, max_new_tokens, temperature, top_p, seed)
+            reply = lm.chat([messages], max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)[0]
             if output_filter is not None:
                 _, reply = output_filter.check(line.rstrip("\n"), reply)
             messages.append({"role": "assistant", "content": reply})
@@ -188,11 +199,12 @@ def runs(out: OutOpt = Path("out"), artifacts: Annotated[bool, typer.Option("--a
     def body() -> None:
         import time
 
+        from scalelab.layout import RunLayout
         from scalelab.registry import Registry
 
-        db = out / "runs.sqlite"
+        db = RunLayout(out).registry
         if not db.is_file():
-            raise FileNotFoundError(f"no registry at {db}; pass the --out of a `scalelab run`")
+            raise MissingInput(f"no registry at {db}; pass the --out of a `scalelab run`")
         reg = Registry(db)
         for r in reg.runs(limit):
             dur = f"{r.ended - r.started:7.1f}s" if r.ended else "      –"
@@ -205,10 +217,11 @@ def runs(out: OutOpt = Path("out"), artifacts: Annotated[bool, typer.Option("--a
 
 
 @app.command()
-def run(out: OutOpt = Path("out/run"), preset: PresetOpt = "tiny", set_: SetOpt = None,
+def run(out: OutOpt = Path("out/run"), preset: PresetOpt = None, set_: SetOpt = None,
         config: ConfigOpt = None,
         fresh: Annotated[bool, typer.Option("--fresh", help="delete OUT first instead of resuming")] = False) -> None:
-    """The whole pipeline: world → tokenizer → shards → ladder → evals → report (resumes after a kill)."""
+    """The whole pipeline: world → tokenizer → shards → ladder → evals → later stages → report (resumes after a
+    kill)."""
     def body() -> None:
         from scalelab.pipeline import clean, run_all
 
@@ -220,15 +233,28 @@ def run(out: OutOpt = Path("out/run"), preset: PresetOpt = "tiny", set_: SetOpt 
     _guard(body)
 
 
+@app.command("config")
+def show_config(preset: PresetOpt = None, set_: SetOpt = None, config: ConfigOpt = None,
+                docs: Annotated[bool, typer.Option("--docs/--no-docs", help="what each key means")] = True) -> None:
+    """Print the resolved config (preset → YAML → --set) as YAML, each key with what it means."""
+    def body() -> None:
+        from scalelab.config import describe
+
+        typer.echo(describe(_config(preset, set_, config), docs=docs))
+    _guard(body)
+
+
 @app.command()
-def scale(out: OutOpt = Path("out/scale"), preset: PresetOpt = "tiny", set_: SetOpt = None,
+def scale(out: OutOpt = Path("out/scale"), preset: PresetOpt = None, set_: SetOpt = None,
           config: ConfigOpt = None) -> None:
     """Scaling laws: IsoFLOP sweep + hold-outs, fits, forecasts, model tiers → OUT/scaling/fit.json."""
     def body() -> None:
-        from scalelab.scaling.stage import scale as run_scale
+        from scalelab.pipeline import SCALE_STAGES, run_all
 
         cfg = _config(preset, set_, config)
-        s = run_scale(cfg, out)["scaling"]
+        s = run_all(cfg, out, only=SCALE_STAGES)["scaling"]
+        if "skipped" in s:
+            raise ConfigError(s["skipped"])
         fit = s["fit"]
         typer.echo(f"E={fit['E']:.4f} (entropy floor {s['entropy_floor']}), alpha={fit['alpha']:.3f}, "
                    f"beta={fit['beta']:.3f}; hold-out mean |error| {s['holdout_mean_abs_error_pct']:.2f}%; "
@@ -240,35 +266,20 @@ interp_app = typer.Typer(no_args_is_help=True, help="Interpretability: sparse au
 app.add_typer(interp_app, name="interp")
 
 
-def _width(value: str) -> int:
-    try:
-        return int(value.lower().removesuffix("x"))
-    except ValueError:
-        raise ConfigError(f"--width {value!r} must be a multiple of d_model such as 16x or 16") from None
-
-
 @interp_app.command("sae")
 def interp_sae(model: Annotated[Path, typer.Option("--model", "-m", help="HF causal LM folder")],
                text: Annotated[Path | None, typer.Option(
                    "--text", help="world dir, .jsonl or .txt (default: the preset's world, in OUT/world)")] = None,
                out: OutOpt = Path("out/sae"),
-               site: Annotated[str | None, typer.Option(help="e.g. resid_post.mid, mlp_out.3")] = None,
-               arch: Annotated[str | None, typer.Option(help="relu | topk | batchtopk | jumprelu")] = None,
-               k: Annotated[int | None, typer.Option(help="active latents (topk, batchtopk)")] = None,
-               width: Annotated[str | None, typer.Option(help="d_sae as a multiple of d_in, e.g. 16x")] = None,
-               tokens: Annotated[int | None, typer.Option(help="training activations")] = None,
-               preset: PresetOpt = "tiny", set_: SetOpt = None, config: ConfigOpt = None) -> None:
-    """Train an SAE on a model's activations at SITE; writes OUT in SAELens's layout with its metrics."""
+               preset: PresetOpt = None, set_: SetOpt = None, config: ConfigOpt = None) -> None:
+    """Train an SAE on a model's activations; writes OUT in SAELens's layout with its metrics. Its settings are
+    the `interp` config section: e.g. --set interp.cache.site=mlp_out.3 --set interp.sae.arch=jumprelu
+    --set interp.sae.k=16 --set interp.sae.expansion_factor=8 --set interp.train.tokens=400000."""
     def body() -> None:
         from scalelab.interp.run import train_sae_on_model
 
         run_cfg = _config(preset, set_, config)
         cfg = run_cfg.interp
-        for key, value in (("site", site), ("arch", arch), ("k", k), ("tokens", tokens)):
-            if value is not None:
-                setattr(cfg, key, value)
-        if width is not None:
-            cfg.width = _width(width)
         source = text
         if source is None:  # any causal LM can read the world's text; build it once beside the SAE
             from scalelab.world import build_world
@@ -328,24 +339,22 @@ def posttrain(model: Annotated[Path, typer.Option("--model", help="HF checkpoint
               constitution: Annotated[str | None, typer.Option(
                   "--constitution", help="YAML file or 'default' (posttrain.constitution)")] = None,
               feedback: Annotated[str | None, typer.Option(
-                  "--feedback", help="oracle | policy | hf:<folder> | openai:<model>")] = None,
-              stages: Annotated[list[str] | None, typer.Option(
-                  "--stage", help="run only these stages (repeat): sft, sl_cai, rl_cai, character")] = None,
-              out: OutOpt = Path("out/posttrain"), preset: PresetOpt = "tiny", set_: SetOpt = None,
+                  "--feedback", help="oracle | self | hf:<folder> | openai:<model>")] = None,
+              steps: Annotated[list[str] | None, typer.Option(
+                  "--step", help="run only these steps (repeat): sft, sl_cai, rl_cai, character")] = None,
+              out: OutOpt = Path("out/posttrain"), preset: PresetOpt = None, set_: SetOpt = None,
               config: ConfigOpt = None) -> None:
-    """SFT → SL-CAI → RL-CAI → character training on one checkpoint, with the stage table of evals."""
+    """SFT → SL-CAI → RL-CAI → character training on one checkpoint into OUT/posttrain/<step>, with the table of
+    evals after each step (OUT/posttrain.json). --constitution, --feedback and --step set posttrain.constitution,
+    posttrain.feedback and posttrain.steps."""
     def body() -> None:
         from scalelab.posttrain.run import posttrain as run_posttrain
 
-        cfg = _config(preset, set_, config).posttrain
-        if constitution:
-            cfg.constitution = constitution
-        if feedback:
-            cfg.feedback = feedback
-        if stages:
-            cfg.stages = list(stages)
-        summary = run_posttrain(model, world_dir, out, cfg)
-        typer.echo(json.dumps({k: summary[k] for k in ("model", "feedback", "stages", "targets")}, indent=2))
+        sugar = [f"posttrain.{k}={v}" for k, v in (("constitution", constitution), ("feedback", feedback)) if v]
+        sugar += [f"posttrain.steps=[{','.join(steps)}]"] if steps else []
+        run_cfg = _config(preset, [*(set_ or []), *sugar], config)
+        summary = run_posttrain(model, world_dir, out, run_cfg)
+        typer.echo(json.dumps({k: summary[k] for k in ("model", "feedback", "steps", "targets")}, indent=2))
     _guard(body)
 
 
@@ -369,7 +378,7 @@ def rsp_assess(models: Annotated[list[Path], typer.Argument(help="HF checkpoint 
                    "--fit", help="scaling fit.json for forecasts (default: the model's run's)")] = None,
                elicitation: Annotated[list[str] | None, typer.Option(
                    "--elicitation", "-e", help="run only these (repeat); default: the policy's")] = None,
-               out: OutOpt = Path("out/rsp"), preset: PresetOpt = "tiny", set_: SetOpt = None,
+               out: OutOpt = Path("out/rsp"), preset: PresetOpt = None, set_: SetOpt = None,
                config: ConfigOpt = None) -> None:
     """Run the policy's capability evals on each model; capability report (md + json) and ASL determination."""
     def body() -> None:
@@ -389,19 +398,19 @@ def rsp_safeguards(model: Annotated[Path, typer.Argument(help="an assessed HF ch
                    out: OutOpt = Path("out/rsp")) -> None:
     """Measure the safeguards the model's determined ASL requires; safeguards report (md + json)."""
     def body() -> None:
-        from scalelab.rsp.assess import find_run_dir, model_label
+        from scalelab.layout import RunLayout
         from scalelab.rsp.gate import measure_required
         from scalelab.rsp.policy import load_policy
 
-        run_dir = find_run_dir(model)
-        world = world_dir or (run_dir / "world" if run_dir else None)
+        run = RunLayout.of(model)
+        world = world_dir or (run.world if run else None)
         if world is None:
-            raise FileNotFoundError(f"cannot find the world of {model} (no world/evals above it); pass --world")
-        report = measure_required(model, load_policy(policy), world, out / model_label(model), sae_dir=sae,
-                                  limit=limit)
+            raise MissingInput(f"cannot find the world of {model} (no world/evals above it); pass --world")
+        name = RunLayout.model_label(model)
+        report = measure_required(model, load_policy(policy), world, out / name, sae_dir=sae, limit=limit)
         state = ("none defined" if report["met"] is None else "none required" if not report["results"]
                  else "met" if report["met"] else "NOT met")
-        typer.echo(f"ASL-{report['asl']} safeguards: {state} → {out / model_label(model) / 'safeguards_report.md'}")
+        typer.echo(f"ASL-{report['asl']} safeguards: {state} → {out / name / 'safeguards_report.md'}")
     _guard(body)
 
 
@@ -439,15 +448,15 @@ def drift(a: Annotated[Path, typer.Argument(help="version A: a model folder, or 
     """Is the model getting dumber? Compare two versions on the eval suite with paired significance tests."""
     def body() -> None:
         from scalelab.artifacts import atomic_write_json, atomic_write_text
-        from scalelab.rsp.assess import find_run_dir
-        from scalelab.rsp.drift import drift as run_drift
-        from scalelab.rsp.drift import parse_version, render_markdown
+        from scalelab.evals.drift import drift as run_drift
+        from scalelab.evals.drift import parse_version, render_markdown
+        from scalelab.layout import RunLayout
 
         va, vb = parse_version(a, set_a or []), parse_version(b, set_b or [])
-        run_dir = find_run_dir(va.model_dir)
-        world = world_dir or (run_dir / "world" if run_dir else None)
+        run = RunLayout.of(va.model_dir)
+        world = world_dir or (run.world if run else None)
         if world is None:
-            raise FileNotFoundError(f"cannot find the world of {va.model_dir} (no world/evals above it); pass --world")
+            raise MissingInput(f"cannot find the world of {va.model_dir} (no world/evals above it); pass --world")
         report, _, _ = run_drift(va, vb, world, limit=limit, alpha=alpha, backend=backend,
                                  log_dir=None if out is None else out / "logs")
         text = render_markdown(report)

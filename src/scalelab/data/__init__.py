@@ -1,1 +1,1 @@
-"""Text in, tokens out: chat format, tokenizer training, corpus reading, shard packing and loading."""
+"""Text in, tokens out: corpus reading, tokenizer training, shard packing and loading, the entropy floor."""

@@ -3,7 +3,7 @@
 A corpus source is one of:
 
 - a **world directory** (holds `train.jsonl` and `val.jsonl`, the world generator's output): its own
-  split, and its records (with the generation `logprob`) through `read_world_records`;
+  split, read through `scalelab.world.WorldDir` (which also gives its records with the generation `logprob`);
 - a **`.txt` file**: one document per block of non-blank lines (blank lines separate documents, so a
   file of paragraphs is a corpus of paragraphs; keep a document's paragraphs together by not leaving
   blank lines inside it);
@@ -21,25 +21,23 @@ raise `CorpusError` naming the file (and line) at fault. Real text has no split 
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-WORLD_FILES = {"train": "train.jsonl", "val": "val.jsonl"}
+from scalelab.errors import InputError
+from scalelab.world.reader import WorldDir
+
 HF_PREFIX = "hf:"
 SPLITS = ("train", "val")
 _PARQUET_BATCH = 4096
 
 
-class CorpusError(ValueError):
+class CorpusError(InputError):
     """A corpus source is missing, empty or malformed; the message names the file and the fix."""
-
-
-def is_world_dir(path: Path) -> bool:
-    """True for a folder holding the world generator's train.jsonl and val.jsonl."""
-    return path.is_dir() and all((path / name).is_file() for name in WORLD_FILES.values())
 
 
 def _utf8_error(path: Path, where: str, err: UnicodeDecodeError) -> CorpusError:
@@ -223,8 +221,8 @@ def read_documents(source: str | Path) -> Iterator[str]:
         _parse_hf(source)
         return _read_hf(source)
     path = _resolve(source)
-    if is_world_dir(path):
-        return _chain([path / WORLD_FILES[s] for s in SPLITS])
+    if WorldDir.is_world(path):
+        return itertools.chain.from_iterable(WorldDir(path).texts(s) for s in SPLITS)
     return _chain(_files_of(path))
 
 
@@ -245,8 +243,8 @@ def read_split(source: str | Path, split: str, val_fraction: float = 0.02) -> It
         raise CorpusError(f"val_fraction={val_fraction} must lie strictly between 0 and 1")
     if not (isinstance(source, str) and source.startswith(HF_PREFIX)):
         path = _resolve(source)
-        if is_world_dir(path):
-            return _chain([path / WORLD_FILES[split]])
+        if WorldDir.is_world(path):
+            return WorldDir(path).texts(split)
     want_val = split == "val"
     docs = read_documents(source)
     return (d for i, d in enumerate(docs) if is_val_index(i, val_fraction) == want_val)
@@ -255,27 +253,3 @@ def read_split(source: str | Path, split: str, val_fraction: float = 0.02) -> It
 def split_documents(source: str | Path, val_fraction: float = 0.02) -> tuple[Iterator[str], Iterator[str]]:
     """(train, val) document streams of `source`; each reads the source independently."""
     return read_split(source, "train", val_fraction), read_split(source, "val", val_fraction)
-
-
-def read_world_records(world_dir: str | Path, split: str) -> Iterator[dict[str, Any]]:
-    """The world generator's records of one split, each checked to carry `text` and a numeric `logprob`."""
-    path = _resolve(world_dir)
-    if not is_world_dir(path):
-        raise CorpusError(f"{path} is not a world directory (it needs {' and '.join(WORLD_FILES.values())}); "
-                          f"generate the world first")
-    if split not in SPLITS:
-        raise CorpusError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
-    return _world_records(path / WORLD_FILES[split])
-
-
-def _world_records(path: Path) -> Iterator[dict[str, Any]]:
-    n = 0
-    for lineno, obj in _jsonl_records(path):
-        _text_field(obj, path, lineno)
-        lp = obj.get("logprob")
-        if isinstance(lp, bool) or not isinstance(lp, int | float):
-            raise CorpusError(f"{path} line {lineno} has no numeric \"logprob\"; regenerate the world")
-        n += 1
-        yield obj
-    if n == 0:
-        raise CorpusError(f"{path} holds no documents; regenerate the world")

@@ -26,9 +26,10 @@ from typing import Any
 from transformers import PreTrainedTokenizerBase
 
 from scalelab.data.shards import encode_documents
+from scalelab.errors import InputError
 
 
-class FloorError(ValueError):
+class FloorError(InputError):
     """A document record cannot enter the floor; the message names the record."""
 
 

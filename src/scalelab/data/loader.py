@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from scalelab.errors import InputError, MissingInput
+
 INDEX = "index.json"
 _DTYPES = {"uint16": np.uint16, "uint32": np.uint32}
 
@@ -29,20 +31,20 @@ def read_index(shards_dir: Path | str) -> dict[str, Any]:
     """The parsed and checked `index.json` of a shards directory."""
     path = Path(shards_dir) / INDEX
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; point at a directory written by the shard packer "
+        raise MissingInput(f"{path} not found; point at a directory written by the shard packer "
                                 "(`scalelab shards`)")
     try:
         index = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); re-run the shard packer") from err
+        raise InputError(f"{path} is not valid JSON ({err}); re-run the shard packer") from err
     missing = [k for k in ("dtype", "vocab_size", "splits") if k not in index]
     if missing:
-        raise ValueError(f"{path} lacks {', '.join(missing)}; re-run the shard packer")
+        raise InputError(f"{path} lacks {', '.join(missing)}; re-run the shard packer")
     if index["dtype"] not in _DTYPES:
-        raise ValueError(f"{path}: dtype {index['dtype']!r} is not one of {', '.join(_DTYPES)}")
+        raise InputError(f"{path}: dtype {index['dtype']!r} is not one of {', '.join(_DTYPES)}")
     for name, split in index["splits"].items():
         if len(split.get("files", [])) != len(split.get("tokens", [])):
-            raise ValueError(f"{path}: split {name!r} lists {len(split.get('files', []))} files but "
+            raise InputError(f"{path}: split {name!r} lists {len(split.get('files', []))} files but "
                              f"{len(split.get('tokens', []))} token counts")
     return index
 
@@ -53,7 +55,7 @@ class _Windows:
     def __init__(self, shards_dir: Path, split: str, seq_len: int) -> None:
         index = read_index(shards_dir)
         if split not in index["splits"]:
-            raise ValueError(f"{Path(shards_dir) / INDEX} has no split {split!r}; "
+            raise InputError(f"{Path(shards_dir) / INDEX} has no split {split!r}; "
                              f"it has: {', '.join(index['splits'])}")
         dtype = _DTYPES[index["dtype"]]
         self.window = seq_len + 1
@@ -63,10 +65,10 @@ class _Windows:
                                                  index["splits"][split]["tokens"], strict=True)):
             path = Path(shards_dir) / name
             if not path.is_file():
-                raise FileNotFoundError(f"shard {path} (listed in {INDEX}) is missing")
+                raise MissingInput(f"shard {path} (listed in {INDEX}) is missing")
             arr = np.memmap(path, dtype=dtype, mode="r")
             if arr.shape[0] < n_tokens:
-                raise ValueError(f"shard {path} holds {arr.shape[0]} tokens but {INDEX} says {n_tokens}")
+                raise InputError(f"shard {path} holds {arr.shape[0]} tokens but {INDEX} says {n_tokens}")
             self.arrays.append(arr)
             n = int(n_tokens) // self.window
             starts.append(np.stack([np.full(n, i), np.arange(n) * self.window], axis=1))
@@ -88,11 +90,11 @@ class TokenLoader:
     def __init__(self, shards_dir: Path | str, split: str, batch_size: int, seq_len: int, seed: int,
                  rank: int = 0, world_size: int = 1) -> None:
         if batch_size % world_size:
-            raise ValueError(f"train.batch_size={batch_size} must be divisible by the number of "
+            raise InputError(f"train.batch_size={batch_size} must be divisible by the number of "
                              f"processes ({world_size})")
         self.windows = _Windows(Path(shards_dir), split, seq_len)
         if len(self.windows) < batch_size:
-            raise ValueError(f"split {split!r} of {shards_dir} has {len(self.windows)} windows of "
+            raise InputError(f"split {split!r} of {shards_dir} has {len(self.windows)} windows of "
                              f"{seq_len + 1} tokens, fewer than one batch of {batch_size}; "
                              "use a smaller batch_size/seq_len or more data")
         self.batch_size, self.seq_len, self.seed = batch_size, seq_len, seed
@@ -120,7 +122,7 @@ class TokenLoader:
     def load_state_dict(self, state: dict[str, int]) -> None:
         for key in ("seed", "n_windows", "batch_size", "seq_len"):
             if int(state[key]) != self.state_dict()[key]:
-                raise ValueError(f"loader state was saved with {key}={state[key]} but this loader has "
+                raise InputError(f"loader state was saved with {key}={state[key]} but this loader has "
                                  f"{self.state_dict()[key]}; resume with the same data and train config")
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
         self._order = self._permutation(self.epoch)
@@ -138,7 +140,7 @@ def iter_eval_batches(shards_dir: Path | str, split: str, batch_size: int, seq_l
     windows = _Windows(Path(shards_dir), split, seq_len)
     n = min(len(windows), max(1, max_tokens // seq_len))
     if n == 0:
-        raise ValueError(f"split {split!r} of {shards_dir} has no window of {seq_len + 1} tokens")
+        raise InputError(f"split {split!r} of {shards_dir} has no window of {seq_len + 1} tokens")
     mine = np.arange(rank, n, world_size)
     for start in range(0, len(mine), batch_size):
         yield windows.gather(mine[start:start + batch_size])

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from scalelab.artifacts import atomic_write_bytes, atomic_write_json
+from scalelab.errors import InputError
 
 INDEX = "index.json"
 SPLITS = ("train", "val")
@@ -29,7 +30,7 @@ SPLITS = ("train", "val")
 ENCODE_BATCH = 2048
 
 
-class ShardError(ValueError):
+class ShardError(InputError):
     """Packing input or a shard folder is unusable; the message names it and the fix."""
 
 

@@ -7,7 +7,7 @@ its script. Two choices shape what the models see:
 
 - digits are split one per token, so the arithmetic genre is learned digit by digit (and per-digit
   scoring of arithmetic evals lines up with tokens);
-- the chat-format special tokens (`scalelab.data.chat.SPECIAL_TOKENS`) are atomic, single ids, and the
+- the chat-format special tokens (`scalelab.chat_format.SPECIAL_TOKENS`) are atomic, single ids, and the
   trainer never sees them as text, so no merges are spent on fragments like `<|` or `user|>`.
 
 Calling the tokenizer on text (`tokenizer(text)`, `encode(text)`) prepends BOS as the packed training
@@ -24,7 +24,8 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from scalelab.data.chat import BOS, CHAT_TEMPLATE, END, PAD, ROLE_TOKENS, SPECIAL_TOKENS
+from scalelab.chat_format import BOS, CHAT_TEMPLATE, END, PAD, ROLE_TOKENS, SPECIAL_TOKENS
+from scalelab.errors import InputError
 
 # Texts go to the Rust trainer in lists of this many pieces: far fewer Python→Rust crossings than
 # one string at a time, small enough to keep memory flat.
@@ -33,7 +34,7 @@ _N_BYTES = 256
 _SPECIAL_RE = re.compile("|".join(re.escape(t) for t in SPECIAL_TOKENS))
 
 
-class TokenizerError(ValueError):
+class TokenizerError(InputError):
     """A tokenizer folder or training input is unusable; the message names it and the fix."""
 
 

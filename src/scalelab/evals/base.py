@@ -8,36 +8,28 @@ match and per digit, because exact match makes smooth progress look like sudden 
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from scalelab.config import EvalConfig
+from scalelab.evals.config import EvalConfig
 from scalelab.evals.scoring import choice_logprobs, greedy_completions, multiple_choice_accuracy
+from scalelab.model.device import pick_device
+from scalelab.model.lm import LM, load_lm
+from scalelab.world.reader import WorldDir
 
 BASE_SETS = ("fact_recall", "arithmetic", "hazard_knowledge")
 
 
-def load_eval_set(world_dir: Path, name: str, max_items: int | None = None) -> list[dict[str, Any]]:
-    path = Path(world_dir) / "evals" / f"{name}.jsonl"
-    if not path.is_file():
-        available = sorted(p.stem for p in (Path(world_dir) / "evals").glob("*.jsonl"))
-        raise FileNotFoundError(f"eval set {path} not found; sets in {world_dir}: {', '.join(available) or 'none'}")
-    items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return items[:max_items] if max_items else items
-
-
-def score_multiple_choice(model, tok, items: list[dict[str, Any]], batch_size: int, device: str) -> dict[str, Any]:
+def score_multiple_choice(lm: LM, items: list[dict[str, Any]], batch_size: int) -> dict[str, Any]:
     prompts = [it["prompt"] for it in items]
     choices = [it["choices"] for it in items]
     answers = [it["answer"] for it in items]
-    correct = multiple_choice_accuracy(choice_logprobs(model, tok, prompts, choices, batch_size, device),
-                                       choices, answers)
-    max_len = max(len(tok(a, add_special_tokens=False)["input_ids"]) for a in answers)
-    greedy = greedy_completions(model, tok, prompts, max_new_tokens=max_len, batch_size=batch_size)
+    correct = multiple_choice_accuracy(choice_logprobs(lm, prompts, choices, batch_size), choices, answers)
+    max_len = max(len(lm.encode(a)) for a in answers)
+    greedy = greedy_completions(lm, prompts, max_new_tokens=max_len, batch_size=batch_size)
     exact = [g.strip().startswith(a.strip()) for g, a in zip(greedy, answers, strict=True)]
     return {
         "accuracy": sum(correct) / len(items),
@@ -55,11 +47,10 @@ def _leading_digits(text: str) -> str:
     return text[:n]
 
 
-def score_arithmetic(model, tok, items: list[dict[str, Any]], batch_size: int) -> dict[str, Any]:
+def score_arithmetic(lm: LM, items: list[dict[str, Any]], batch_size: int) -> dict[str, Any]:
     answers = [it["answer"].strip() for it in items]
-    max_new = max(len(tok(a, add_special_tokens=False)["input_ids"]) for a in answers) + 2
-    outs = greedy_completions(model, tok, [it["prompt"] for it in items], max_new_tokens=max_new,
-                              batch_size=batch_size)
+    max_new = max(len(lm.encode(a)) for a in answers) + 2
+    outs = greedy_completions(lm, [it["prompt"] for it in items], max_new_tokens=max_new, batch_size=batch_size)
     by_digits: dict[int, list[tuple[bool, float]]] = defaultdict(list)
     exact_all, digit_all = [], []
     for it, out, ans in zip(items, outs, answers, strict=True):
@@ -86,21 +77,12 @@ def score_arithmetic(model, tok, items: list[dict[str, Any]], batch_size: int) -
 @torch.no_grad()
 def evaluate_base_model(model_dir: Path, world_dir: Path, cfg: EvalConfig, device: str = "auto") -> dict[str, Any]:
     """Score a pretrained checkpoint on the three base sets; returns accuracies and details per set."""
-    from transformers import AutoTokenizer
-
-    from scalelab.model.hf import load_model
-    from scalelab.train.optim import pick_device
-
-    device = str(pick_device(device))
-    model, _ = load_model(model_dir, device=device)
-    model.eval()
-    tok = AutoTokenizer.from_pretrained(model_dir)
+    lm = load_lm(model_dir, device=str(pick_device(device)))
+    world = WorldDir(world_dir)
     details = {
-        "fact_recall": score_multiple_choice(model, tok, load_eval_set(world_dir, "fact_recall", cfg.max_items),
-                                             cfg.batch_size, device),
-        "arithmetic": score_arithmetic(model, tok, load_eval_set(world_dir, "arithmetic", cfg.max_items),
-                                       cfg.batch_size),
-        "hazard_knowledge": score_multiple_choice(
-            model, tok, load_eval_set(world_dir, "hazard_knowledge", cfg.max_items), cfg.batch_size, device),
+        "fact_recall": score_multiple_choice(lm, world.eval_set("fact_recall", cfg.max_items), cfg.batch_size),
+        "arithmetic": score_arithmetic(lm, world.eval_set("arithmetic", cfg.max_items), cfg.batch_size),
+        "hazard_knowledge": score_multiple_choice(lm, world.eval_set("hazard_knowledge", cfg.max_items),
+                                                  cfg.batch_size),
     }
     return {**{k: v["accuracy"] for k, v in details.items()}, "details": details}

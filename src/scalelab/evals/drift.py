@@ -12,7 +12,7 @@ corrected for multiplicity, and with only a few discordant items it can exclude 
 does not reject.
 
 The eval suite (`run_suite`) has two backends. `inspect` (the default) is the RSP's capability suite,
-`rsp.runner.run_evals` zero-shot on every eval in `rsp.tasks.EVAL_NAMES` through Inspect AI, with the
+`run_capability_evals` zero-shot on every eval of the capability catalogue through Inspect AI, with the
 version's system prompt, temperature and seed; per-item outcomes come from its `EvalScore.per_item`, the
 outputs from the Inspect logs (kept in `log_dir`). It does not take top_p. `direct` runs the chat evals of
 `evals.chat` (harmful compliance, over-refusal, helpfulness, sycophancy, honesty: exact world scorers, per
@@ -27,14 +27,24 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
+from inspect_ai.log import read_eval_log
+from scipy.stats import binom
 
+from scalelab.errors import InputError, MissingInput
+from scalelab.evals.capability.catalogue import EVAL_NAMES
+from scalelab.evals.capability.runner import run_capability_evals
 from scalelab.evals.chat import CHAT_SETS, WorldFacts, score_item, with_system
+from scalelab.evals.scoring import choice_logprobs, multiple_choice_accuracy
+from scalelab.model.lm import load_lm
+from scalelab.world.reader import WorldDir
 
 # eval name -> (world eval set, per-item key of evals.chat.score_item)
 CHAT_EVALS: dict[str, tuple[str, str]] = {
@@ -71,33 +81,31 @@ def parse_version(model: str | Path, settings: Sequence[str] = ()) -> Version:
     path = Path(model)
     values: dict[str, Any] = {}
     if path.is_file() and path.suffix in (".json", ".yaml", ".yml"):
-        import yaml
-
         data = yaml.safe_load(path.read_text("utf-8")) if path.suffix != ".json" else json.loads(path.read_text())
         if not isinstance(data, dict) or "model" not in data:
-            raise ValueError(f"{path}: a version file maps `model` (a model folder) and optionally "
+            raise InputError(f"{path}: a version file maps `model` (a model folder) and optionally "
                              f"{', '.join(SETTINGS)}")
         path = (path.parent / data.pop("model")).resolve()
         values.update(data)
     for item in settings:
         key, sep, value = item.partition("=")
         if not sep:
-            raise ValueError(f"setting {item!r} is not KEY=VALUE; keys: {', '.join(SETTINGS)}")
+            raise InputError(f"setting {item!r} is not KEY=VALUE; keys: {', '.join(SETTINGS)}")
         values[key.strip()] = value
     unknown = sorted(set(values) - set(SETTINGS))
     if unknown:
-        raise ValueError(f"unknown version setting(s) {', '.join(unknown)}; known: {', '.join(SETTINGS)}")
+        raise InputError(f"unknown version setting(s) {', '.join(unknown)}; known: {', '.join(SETTINGS)}")
     if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"{path} is not a model folder (no config.json); pass e.g. OUT/models/d4/final "
+        raise MissingInput(f"{path} is not a model folder (no config.json); pass e.g. OUT/models/d4/final "
                                 "or OUT/posttrain/sft")
     try:
         version = Version(path, system_prompt=values.get("system_prompt") or None,
                           temperature=float(values.get("temperature", 0.0)), top_p=float(values.get("top_p", 1.0)),
                           seed=int(values.get("seed", 0)))
     except ValueError as err:
-        raise ValueError(f"bad version setting: {err}; temperature and top_p are numbers, seed an integer") from err
+        raise InputError(f"bad version setting: {err}; temperature and top_p are numbers, seed an integer") from err
     if version.temperature < 0 or not 0 < version.top_p <= 1:
-        raise ValueError(f"temperature must be ≥ 0 and top_p in (0, 1]; got {version.temperature}, {version.top_p}")
+        raise InputError(f"temperature must be ≥ 0 and top_p in (0, 1]; got {version.temperature}, {version.top_p}")
     return version
 
 
@@ -120,21 +128,15 @@ def run_suite(version: Version, world_dir: Path, limit: int | None = None, *, ba
         return _suite_inspect(version, world_dir, limit, log_dir)
     if backend == "direct":
         return _suite_direct(version, world_dir, limit, max_new_tokens)
-    raise ValueError(f"unknown drift backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    raise InputError(f"unknown drift backend {backend!r}; choose from {', '.join(BACKENDS)}")
 
 
 def _suite_inspect(version: Version, world_dir: Path, limit: int | None, log_dir: Path | None) -> SuiteRun:
-    import tempfile
-
-    from inspect_ai.log import read_eval_log
-
-    from scalelab.rsp.runner import EVAL_NAMES, run_evals
-
     if version.top_p != 1.0:
-        raise ValueError(f"top_p={version.top_p}: the inspect backend (rsp.runner.run_evals) samples with top_p 1; "
+        raise InputError(f"top_p={version.top_p}: the inspect backend (run_capability_evals) samples with top_p 1; "
                          "use --backend direct to compare top_p settings")
     log_dir = Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(prefix="scalelab-drift-"))
-    scores = run_evals(version.model_dir, world_dir, EVAL_NAMES, limit=limit, log_dir=log_dir,
+    scores = run_capability_evals(version.model_dir, world_dir, EVAL_NAMES, limit=limit, log_dir=log_dir,
                        system_prompt=version.system_prompt, temperature=version.temperature, seed=version.seed)
     run = SuiteRun()
     for name in EVAL_NAMES:
@@ -150,17 +152,13 @@ def _suite_inspect(version: Version, world_dir: Path, limit: int | None, log_dir
 
 
 def _suite_direct(version: Version, world_dir: Path, limit: int | None, max_new_tokens: int) -> SuiteRun:
-    from scalelab.evals.base import load_eval_set
-    from scalelab.evals.scoring import choice_logprobs, multiple_choice_accuracy
-    from scalelab.posttrain.policy import load_policy, respond
-
-    policy = load_policy(version.model_dir)
+    lm = load_lm(version.model_dir, chat=True)
     facts = WorldFacts.load(world_dir)
     run = SuiteRun()
-    sets = {s: load_eval_set(world_dir, s, limit) for s in CHAT_SETS}
+    sets = {s: WorldDir(world_dir).eval_set(s, limit) for s in CHAT_SETS}
     convs = [with_system(it["messages"], version.system_prompt) if version.system_prompt else it["messages"]
              for items in sets.values() for it in items]
-    replies = iter(respond(policy, convs, max_new_tokens=max_new_tokens, temperature=version.temperature,
+    replies = iter(lm.chat(convs, max_new_tokens=max_new_tokens, temperature=version.temperature,
                            seed=version.seed, top_p=version.top_p))
     scored = {s: [(it, r, score_item(it, r, facts)) for it, r in zip(items, replies, strict=False)]
               for s, items in sets.items()}
@@ -168,11 +166,10 @@ def _suite_direct(version: Version, world_dir: Path, limit: int | None, max_new_
         run.ids[name] = [it["id"] for it, _, _ in scored[s]]
         run.outcomes[name] = [float(sc[key]) for _, _, sc in scored[s]]
         run.outputs[name] = [r for _, r, _ in scored[s]]
-    device = str(next(policy.model.parameters()).device)
     for name in MC_EVALS:
-        items = load_eval_set(world_dir, name, limit)
+        items = WorldDir(world_dir).eval_set(name, limit)
         choices = [it["choices"] for it in items]
-        scores = choice_logprobs(policy.model, policy.tokenizer, [it["prompt"] for it in items], choices, 32, device)
+        scores = choice_logprobs(lm, [it["prompt"] for it in items], choices, 32)
         correct = multiple_choice_accuracy(scores, choices, [it["answer"] for it in items])
         run.ids[name] = [it["id"] for it in items]
         run.outcomes[name] = [float(c) for c in correct]
@@ -188,8 +185,6 @@ def is_binary(values: Sequence[float]) -> bool:
 
 def mcnemar_exact(a: Sequence[float], b: Sequence[float]) -> float:
     """Two-sided exact McNemar p-value for paired 0/1 outcomes (binomial test on the discordant pairs)."""
-    from scipy.stats import binom
-
     x, y = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
     only_a, only_b = int((x & ~y).sum()), int((~x & y).sum())
     n = only_a + only_b
@@ -276,16 +271,16 @@ def compare_outcomes(a: Mapping[str, Sequence[float]], b: Mapping[str, Sequence[
                      ) -> DriftReport:
     """Paired test per eval on per-item outcomes of the same items, Holm-corrected across evals."""
     if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+        raise InputError(f"alpha must be in (0, 1), got {alpha}")
     missing = sorted(set(a) ^ set(b))
     if missing:
-        raise ValueError(f"evals {', '.join(missing)} were run on only one version; run both on the same suite")
+        raise InputError(f"evals {', '.join(missing)} were run on only one version; run both on the same suite")
     names = [n for n in a if len(a[n])]
     rows = []
     for name in names:
         x, y = list(a[name]), list(b[name])
         if len(x) != len(y):
-            raise ValueError(f"{name}: {len(x)} items for A but {len(y)} for B; a paired test needs the same items")
+            raise InputError(f"{name}: {len(x)} items for A but {len(y)} for B; a paired test needs the same items")
         binary = is_binary(x) and is_binary(y)
         p = mcnemar_exact(x, y) if binary else sign_flip_p(x, y, seed=seed)
         differ = None
@@ -308,7 +303,7 @@ def drift(a: Version, b: Version, world_dir: Path, *, limit: int | None = None, 
     run_b = run_suite(b, world_dir, limit, backend=backend, log_dir=logs[1])
     for name, ids in run_a.ids.items():
         if run_b.ids.get(name) != ids:
-            raise ValueError(f"{name}: the two runs scored different items; use the same world and limit")
+            raise InputError(f"{name}: the two runs scored different items; use the same world and limit")
     report = compare_outcomes(run_a.outcomes, run_b.outcomes, alpha, seed=seed,
                               outputs=(run_a.outputs, run_b.outputs))
     report.a, report.b = a.describe(), b.describe()

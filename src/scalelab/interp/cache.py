@@ -26,6 +26,7 @@ from torch import nn
 from tqdm import tqdm
 
 from scalelab.artifacts import atomic_write_json
+from scalelab.errors import InputError, MissingInput
 from scalelab.interp.sites import Site, read_site
 
 INDEX = "cache.json"
@@ -38,7 +39,7 @@ _DTYPES = {"fp32": (np.float32, torch.float32), "bf16": (np.uint16, torch.bfloat
 def check_finite(x: torch.Tensor, what: str) -> None:
     if not torch.isfinite(x).all():
         bad = int((~torch.isfinite(x)).sum())
-        raise ValueError(f"{what} holds {bad} NaN/inf values; the model or its input is broken "
+        raise InputError(f"{what} holds {bad} NaN/inf values; the model or its input is broken "
                          "(check the checkpoint, or use fp32 instead of bf16)")
 
 
@@ -57,7 +58,7 @@ class ActivationCache:
         self.dir = Path(directory)
         index = self.dir / INDEX
         if not index.is_file():
-            raise FileNotFoundError(f"{self.dir} has no {INDEX}; build it with ActivationCache.build")
+            raise MissingInput(f"{self.dir} has no {INDEX}; build it with ActivationCache.build")
         self.meta: dict[str, Any] = json.loads(index.read_text("utf-8"))
         self.d_in = int(self.meta["d_in"])
         self.n_rows = int(self.meta["n_rows"])
@@ -109,7 +110,7 @@ class ActivationCache:
         `max_norm_factor` x the batch's median norm (None keeps them; see the module docstring).
         """
         if dtype not in _DTYPES:
-            raise ValueError(f"cache dtype {dtype!r} is not one of {', '.join(_DTYPES)}")
+            raise InputError(f"cache dtype {dtype!r} is not one of {', '.join(_DTYPES)}")
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         np_dtype, t_dtype = _DTYPES[dtype]
@@ -146,7 +147,7 @@ class ActivationCache:
         if buf is not None:
             buf.flush()
         if total < n_rows:
-            raise ValueError(f"the token batches gave only {total} activation rows, fewer than the {n_rows} asked "
+            raise InputError(f"the token batches gave only {total} activation rows, fewer than the {n_rows} asked "
                              "for; give more text or ask for fewer tokens")
         atomic_write_json(out / INDEX, {"site": site.name, "d_in": d_in, "dtype": dtype, "n_rows": total,
                                         "rows_per_shard": rows_per_shard, "shards": shards,

@@ -135,8 +135,7 @@ def neuron_firing(acts: torch.Tensor, density: float) -> torch.Tensor:
 def score_sae_and_neurons(model: torch.nn.Module, sae: torch.nn.Module, site_name: str, ids: torch.Tensor,
                           labels: torch.Tensor, concepts: list[str], batch_size: int = 16) -> dict[str, Any]:
     """SAE features and the same layer's MLP neurons, scored against concept labels (positions ≥ 1)."""
-    from scalelab.interp.lm import n_layers
-    from scalelab.interp.sites import parse_site, read_site
+    from scalelab.interp.sites import n_layers, parse_site, read_site
 
     site = parse_site(site_name, n_layers(model))
     neuron_site = parse_site(f"mlp_hidden.{site.layer}", n_layers(model))

@@ -19,10 +19,11 @@ from typing import Any
 
 import torch
 
-from scalelab.interp.lm import load_lm
+from scalelab.errors import InputError, MissingInput
 from scalelab.interp.saelens import load_sae, site_of
 from scalelab.interp.sites import parse_site, read_site
 from scalelab.interp.text import batched, pack_rows, read_records
+from scalelab.model.lm import load_lm
 
 HIST_EDGES = [round(-4 + 0.25 * i, 2) for i in range(29)]  # log10(activation) from 1e-4 to 1e3
 _SCHEMA = """
@@ -58,9 +59,10 @@ def compute_features(sae_dir: Path | str, text: Path | str, model_dir: Path | st
     sae, cfg = load_sae(sae_dir)
     model_path = model_dir or (cfg.get("metadata") or {}).get("model_name")
     if not model_path:
-        raise ValueError(f"{sae_dir}/cfg.json names no model (metadata.model_name); pass the model folder")
-    model, tokenizer = load_lm(model_path, device)
-    from scalelab.interp.lm import n_layers
+        raise InputError(f"{sae_dir}/cfg.json names no model (metadata.model_name); pass the model folder")
+    lm = load_lm(model_path, device)
+    model, tokenizer = lm.model, lm.tokenizer
+    from scalelab.interp.sites import n_layers
 
     site = parse_site(site_of(cfg), n_layers(model))
     ids, _ = pack_rows(tokenizer, read_records(text), seq_len, n_rows)
@@ -74,7 +76,7 @@ def compute_features(sae_dir: Path | str, text: Path | str, model_dir: Path | st
     def feats_of(batch: torch.Tensor) -> torch.Tensor:
         x = read_site(model, site, batch)
         if x.shape[-1] != sae.cfg.d_in:
-            raise ValueError(f"SAE d_in={sae.cfg.d_in} does not match site {site.name} of {model_path} "
+            raise InputError(f"SAE d_in={sae.cfg.d_in} does not match site {site.name} of {model_path} "
                              f"(width {x.shape[-1]}); use the model and site the SAE was trained on")
         f = sae.encode(x.float())
         f[:, 0] = 0.0
@@ -139,13 +141,13 @@ def read_feature(db_path: Path | str, feature: int) -> dict[str, Any]:
     """One feature's record with its examples, as stored."""
     db = Path(db_path)
     if not db.is_file():
-        raise FileNotFoundError(f"{db} does not exist; build it with `scalelab interp features SAE_DIR`")
+        raise MissingInput(f"{db} does not exist; build it with `scalelab interp features SAE_DIR`")
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         row = con.execute("SELECT * FROM features WHERE id = ?", (feature,)).fetchone()
         if row is None:
             n = con.execute("SELECT COUNT(*) FROM features").fetchone()[0]
-            raise ValueError(f"feature {feature} is not in {db}; valid ids are 0..{n - 1}")
+            raise InputError(f"feature {feature} is not in {db}; valid ids are 0..{n - 1}")
         info = {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM info")}
         ex = con.execute("SELECT kind, rank, max_act, tokens, acts FROM examples WHERE feature = ? "
                          "ORDER BY kind DESC, rank", (feature,)).fetchall()

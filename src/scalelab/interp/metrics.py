@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scalelab.errors import InputError
 from scalelab.interp.cache import MAX_NORM_FACTOR, check_finite, massive_rows
 from scalelab.interp.sites import Site, logits_of, site_hook
 
@@ -78,7 +79,7 @@ def ce_recovered(model: nn.Module, sae: Callable[[torch.Tensor], torch.Tensor], 
     n = 0
     for ids in batches:
         if ids.shape[1] <= skip_positions + 1:
-            raise ValueError(f"sequences of length {ids.shape[1]} leave nothing to score after skipping "
+            raise InputError(f"sequences of length {ids.shape[1]} leave nothing to score after skipping "
                              f"{skip_positions} position(s); use longer sequences")
         targets = ids[:, skip_positions + 1:].reshape(-1)
 

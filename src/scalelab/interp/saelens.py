@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
 from scalelab.artifacts import atomic_write_bytes, atomic_write_json
+from scalelab.errors import InputError, MissingInput
 from scalelab.interp.sae import SAE, SAEConfig, make_sae
 
 CFG = "cfg.json"
@@ -76,11 +77,11 @@ def save_sae(sae: SAE, out_dir: Path | str, metadata: dict[str, Any] | None = No
 def read_cfg(sae_dir: Path | str) -> dict[str, Any]:
     path = Path(sae_dir) / CFG
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; an SAE folder holds {CFG} and {WEIGHTS} (SAELens layout)")
+        raise MissingInput(f"{path} not found; an SAE folder holds {CFG} and {WEIGHTS} (SAELens layout)")
     try:
         return json.loads(path.read_text("utf-8"))
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from err
+        raise InputError(f"{path} is not valid JSON: {err}") from err
 
 
 def load_sae(sae_dir: Path | str) -> tuple[SAE, dict[str, Any]]:
@@ -89,10 +90,10 @@ def load_sae(sae_dir: Path | str) -> tuple[SAE, dict[str, Any]]:
     cfg = read_cfg(sae_dir)
     arch = cfg.get("architecture", "standard")
     if arch not in _FROM_SAELENS:
-        raise ValueError(f"{sae_dir}: SAELens architecture {arch!r} is not supported; "
+        raise InputError(f"{sae_dir}: SAELens architecture {arch!r} is not supported; "
                          f"supported: {', '.join(_FROM_SAELENS)}")
     if cfg.get("normalize_activations", "none") != "none":
-        raise ValueError(f"{sae_dir}: normalize_activations={cfg['normalize_activations']!r}; fold the "
+        raise InputError(f"{sae_dir}: normalize_activations={cfg['normalize_activations']!r}; fold the "
                          "normalisation into the weights first (SAELens: fold_activation_norm_scaling_factor)")
     meta = cfg.get("metadata") or {}
     saved = meta.get("scalelab_config") or {}
@@ -101,12 +102,12 @@ def load_sae(sae_dir: Path | str) -> tuple[SAE, dict[str, Any]]:
     try:
         state = load_file(sae_dir / WEIGHTS)
     except (OSError, Exception) as err:  # safetensors raises its own error type for a corrupt file
-        raise ValueError(f"cannot read {sae_dir / WEIGHTS}: {err}") from err
+        raise InputError(f"cannot read {sae_dir / WEIGHTS}: {err}") from err
     missing = [k for k in ("W_enc", "b_enc", "W_dec", "b_dec") if k not in state]
     if missing:
-        raise ValueError(f"{sae_dir / WEIGHTS} lacks {', '.join(missing)}")
+        raise InputError(f"{sae_dir / WEIGHTS} lacks {', '.join(missing)}")
     if tuple(state["W_enc"].shape) != (sae_cfg.d_in, sae_cfg.d_sae):
-        raise ValueError(f"{sae_dir}: W_enc has shape {tuple(state['W_enc'].shape)}, cfg.json says "
+        raise InputError(f"{sae_dir}: W_enc has shape {tuple(state['W_enc'].shape)}, cfg.json says "
                          f"d_in={sae_cfg.d_in}, d_sae={sae_cfg.d_sae}")
     sae = make_sae(sae_cfg)
     b_enc = state["b_enc"].float()
@@ -128,7 +129,7 @@ def site_of(cfg: dict[str, Any]) -> str:
     meta = cfg.get("metadata") or {}
     site = meta.get("scalelab_site") or site_from_hook(str(meta.get("hook_name", "")))
     if not site:
-        raise ValueError(f"the SAE's cfg.json names hook {meta.get('hook_name')!r}, which maps to no scalelab "
+        raise InputError(f"the SAE's cfg.json names hook {meta.get('hook_name')!r}, which maps to no scalelab "
                          "site; expected blocks.<layer>.hook_resid_post (or resid_pre/attn_out/mlp_out)")
     return site
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from scalelab.errors import InputError
+
 SITE_KINDS = ("resid_pre", "resid_post", "attn_out", "mlp_out", "mlp_hidden")
 # Per family: (attention submodule, MLP submodule, the MLP's output projection whose input is the neurons).
 _SUBMODULES = (("self_attn", "mlp", "down_proj"), ("attn", "mlp", "c_proj"))
@@ -47,7 +49,7 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
                 break
         if isinstance(obj, nn.ModuleList):
             return obj
-    raise ValueError(f"{type(model).__name__} is not a decoder-only causal LM with a list of layers "
+    raise InputError(f"{type(model).__name__} is not a decoder-only causal LM with a list of layers "
                      "(model.layers / transformer.h); pass a HF causal LM folder or a scalelab checkpoint")
 
 
@@ -67,7 +69,7 @@ def parse_site(spec: str, n_layers: int) -> Site:
     if layer is not None and layer < 0:
         layer += n_layers
     if kind not in SITE_KINDS or layer is None or not 0 <= layer < n_layers:
-        raise ValueError(f"unknown site {spec!r} for a {n_layers}-layer model; valid sites: "
+        raise InputError(f"unknown site {spec!r} for a {n_layers}-layer model; valid sites: "
                          f"{', '.join(valid_sites(n_layers))} (the layer may also be negative or 'mid')")
     return Site(kind, layer)
 
@@ -88,7 +90,7 @@ def _site_module(model: nn.Module, site: Site) -> tuple[nn.Module, bool]:
             proj = getattr(getattr(block, mlp), down, None)
             if proj is not None:
                 return proj, True
-    raise ValueError(f"site {site.name}: block {type(block).__name__} has no recognised attention/MLP "
+    raise InputError(f"site {site.name}: block {type(block).__name__} has no recognised attention/MLP "
                      "submodules; use resid_pre or resid_post on this model")
 
 
@@ -139,3 +141,8 @@ def read_site(model: nn.Module, site: Site, ids: torch.Tensor) -> torch.Tensor:
     if not grabbed:
         raise ValueError(f"site {site.name} was not reached in the forward pass of {type(model).__name__}")
     return grabbed[0]
+
+
+def n_layers(model: nn.Module) -> int:
+    """The number of decoder layers of a scalelab Llama or a HF causal LM."""
+    return len(decoder_layers(model))

@@ -1,6 +1,6 @@
 """The `interp` stage of `scalelab run`: an SAE on the largest ladder model, scored against the world.
 
-It trains the configured SAE (TopK, k and width from `InterpConfig`) on the middle residual stream of
+It trains the configured SAE (`interp.sae`: TopK, k and expansion factor) on the middle residual stream of
 the largest model, evaluates it (FVU, L0, dead/dense, CE loss recovered, KL), scores its features and
 the same layer's MLP neurons against the world's concept labels on held-out text, fills the feature
 store, and returns `summary.json["interp"]`; `section_interp` renders it in the report.
@@ -12,50 +12,54 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import matplotlib
+
 from scalelab.config import to_dict
+from scalelab.interp.concepts import score_sae_and_neurons
+from scalelab.interp.features import compute_features
+from scalelab.interp.run import train_sae_on_model
+from scalelab.interp.saelens import load_sae
+from scalelab.interp.text import pack_rows, read_records
+from scalelab.layout import rung_name
+from scalelab.model.lm import load_lm
+from scalelab.report.render import table
+from scalelab.stage import Context, Stage, Summary
+from scalelab.world import all_concepts
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
 
 
-def run_interp(ctx: Any, summary: dict[str, Any]) -> dict[str, Any] | None:
-    """Pipeline entry point (see pipeline.LATER_STAGES)."""
-    from scalelab.pipeline import model_name, stage
-
+def run_interp(ctx: Context, summary: Summary) -> dict[str, Any] | None:
+    """The SAE on the largest rung, scored against the world; `summary.json["interp"]`."""
     if ctx.cfg.corpus != "world" or not ctx.cfg.ladder:
         ctx.log("[interp] skipped: needs the world corpus (its concept labels) and a ladder")
         return None
-    name = model_name(max(ctx.cfg.ladder))
-    model_dir = ctx.path("models", name, "final")
-    world = ctx.path("world")
+    name = rung_name(max(ctx.cfg.ladder))
+    model_dir = ctx.layout.model(name)
+    world = ctx.layout.world
     icfg = ctx.cfg.interp
 
     def build(d: Path) -> dict[str, Any]:
-        from scalelab.interp.concepts import score_sae_and_neurons
-        from scalelab.interp.features import compute_features
-        from scalelab.interp.lm import load_lm
-        from scalelab.interp.run import train_sae_on_model
-        from scalelab.interp.saelens import load_sae
-        from scalelab.interp.text import pack_rows, read_records
-        from scalelab.world import all_concepts
-
-        res = train_sae_on_model(model_dir, world / "train.jsonl", d, icfg, progress=ctx.cfg.train.progress,
-                                 device="cpu")
+        res = train_sae_on_model(model_dir, world / "train.jsonl", d, icfg, progress=ctx.progress, device="cpu")
         shutil.rmtree(d / "cache", ignore_errors=True)  # reruns skip the stage; the cache is not needed again
-        model, tok = load_lm(model_dir)
+        lm = load_lm(model_dir)
+        model, tok = lm.model, lm.tokenizer
         sae, _ = load_sae(d)
         concepts = all_concepts()
-        ids, labels = pack_rows(tok, read_records(world / "val.jsonl"), icfg.seq_len, icfg.concept_rows, concepts)
+        ids, labels = pack_rows(tok, read_records(world / "val.jsonl"), icfg.cache.seq_len, icfg.concept_rows,
+                                concepts)
         truth = score_sae_and_neurons(model, sae, res["site"], ids, labels, concepts)
-        compute_features(d, world / "val.jsonl", model_dir, n_rows=icfg.feature_rows, seq_len=icfg.seq_len)
+        compute_features(d, world / "val.jsonl", model_dir, n_rows=icfg.feature_rows, seq_len=icfg.cache.seq_len)
         return {**{k: v for k, v in res.items() if k != "history"}, "model_name": name, "sae_dir": str(d),
                 "ground_truth": truth, "fvu_curve": [[h["tokens"], h["fvu"]] for h in res["history"]]}
 
     cfg = {"interp": to_dict(icfg), "model": name}
-    return stage(ctx, "interp", "sae", ctx.path("interp", name), cfg, [ctx.path("models", name), world], build)
+    return ctx.step("interp", "sae", ctx.layout.interp(name), cfg, [ctx.layout.rung(name), world], build)
 
 
-def section_interp(summary: dict[str, Any], out: Path) -> str:
-    """Report section (see report.render.SECTIONS)."""
-    from scalelab.report.render import table
-
+def section_interp(summary: Summary, out: Path) -> str:
+    """The report's section: the SAE's metrics and the ground-truth comparison of features and neurons."""
     it = summary.get("interp")
     if not it:
         return ""
@@ -111,11 +115,6 @@ def _matched_rows(gt: dict[str, Any]) -> list[list[Any]]:
 
 
 def _plot(it: dict[str, Any], out: Path) -> str | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     curve = it.get("fvu_curve") or []
     if not curve:
         return None
@@ -129,3 +128,6 @@ def _plot(it: dict[str, Any], out: Path) -> str | None:
     fig.savefig(out / name, dpi=100)
     plt.close(fig)
     return name
+
+
+STAGE = Stage("interp", run_interp, section_interp)

@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from scalelab.errors import InputError, MissingInput
+
 
 def read_records(source: Path | str) -> Iterator[dict[str, Any]]:
     """Records {"text", optional "spans"} from a world .jsonl, a .txt file, or a directory of them."""
@@ -27,9 +29,9 @@ def read_records(source: Path | str) -> Iterator[dict[str, Any]]:
     elif path.is_file():
         files = [path]
     else:
-        raise FileNotFoundError(f"text source {path} does not exist; pass a world directory, .jsonl or .txt")
+        raise MissingInput(f"text source {path} does not exist; pass a world directory, .jsonl or .txt")
     if not files:
-        raise FileNotFoundError(f"{path} holds no .jsonl or .txt files")
+        raise MissingInput(f"{path} holds no .jsonl or .txt files")
     for f in files:
         with open(f, encoding="utf-8") as fh:
             if f.suffix == ".jsonl":
@@ -37,7 +39,7 @@ def read_records(source: Path | str) -> Iterator[dict[str, Any]]:
                     if line.strip():
                         rec = json.loads(line)
                         if "text" not in rec:
-                            raise ValueError(f"{f}: a record has no 'text' field")
+                            raise InputError(f"{f}: a record has no 'text' field")
                         yield rec
             else:
                 for para in fh.read().split("\n\n"):
@@ -99,7 +101,7 @@ def pack_rows(tokenizer: Any, records: Iterable[dict[str, Any]], seq_len: int, n
             break
     rows = len(ids) // seq_len
     if rows == 0:
-        raise ValueError(f"the text gave {len(ids)} tokens, fewer than one row of {seq_len}")
+        raise InputError(f"the text gave {len(ids)} tokens, fewer than one row of {seq_len}")
     rows = min(rows, n_rows)
     return (torch.tensor(ids[:rows * seq_len]).view(rows, seq_len),
             torch.tensor(labels[:rows * seq_len]).view(rows, seq_len))

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from scalelab.errors import InputError
 from scalelab.interp.cache import ActivationCache, check_finite
 from scalelab.interp.sae import SAE, SAEConfig, make_sae
 
@@ -29,21 +30,32 @@ LR_AT_16K_LATENTS = 2.35e-3 * (9216 / 2**14) ** 0.5  # 1.76e-3
 
 @dataclass
 class TrainSAEConfig:
-    tokens: int = 400_000  # activation rows seen in training (with repeats if the cache is smaller)
+    """The SAE training loop's settings (the `interp.train` section of a run's config)."""
+
+    tokens: int = 160_000
+    """activation rows seen in training (with repeats if the cache is smaller); 160k keep the tiny run's interp
+    stage near 2 minutes on 2 busy cores (BENCHMARKS.md)."""
     batch_size: int = 2048
-    lr: float = 0.0  # 0: lr_for_width(d_sae)
-    warmup_frac: float = 0.0  # first fraction of steps over which the LR rises linearly from 0
-    decay_frac: float = 0.2  # final fraction of steps over which the LR falls linearly to 0
-    b_dec_init: str = "mean"  # "mean" | "median" (geometric median) | "zero": where the decoder bias starts
-    fit_encoder_scale: bool = False  # start W_enc at the scale that minimises the first reconstruction error
-    lazy_adam: bool = True  # latents with no gradient in a step keep their weights and Adam moments (lazy_step)
-    # Fractions of the run at which latents silent since the previous resampling restart on badly reconstructed
-    # inputs (SAE.resample, at the live encoder scale) with fresh Adam moments; () = never.
+    lr: float = 0.0
+    """0: ∝ 1/sqrt(latents), 2.35e-3 at 9,216 (`lr_for_width`; measured in BENCHMARKS.md)."""
+    warmup_frac: float = 0.0
+    """first fraction of steps over which the LR rises linearly from 0."""
+    decay_frac: float = 0.2
+    """final fraction of steps over which the LR falls linearly to 0."""
+    b_dec_init: str = "mean"
+    """"mean" | "median" (geometric median) | "zero": where the decoder bias starts."""
+    fit_encoder_scale: bool = False
+    """start W_enc at the scale that minimises the first reconstruction error."""
+    lazy_adam: bool = True
+    """latents with no gradient in a step keep their weights and Adam moments (`lazy_step`)."""
     resample_at: tuple[float, ...] = ()
+    """fractions of the run at which latents silent since the previous resampling restart on badly reconstructed
+    inputs (SAE.resample, at the live encoder scale) with fresh Adam moments; () = never."""
     adam_betas: tuple[float, float] = (0.9, 0.999)
     log_every: int = 25
     seed: int = 0
-    threads: int = 0  # torch threads (0: leave as is)
+    threads: int = 0
+    """torch threads (0: leave as is)."""
     progress: bool = True
 
 
@@ -68,7 +80,7 @@ def _batches(source: ActivationCache | torch.Tensor, batch_size: int, seed: int)
             g = torch.Generator().manual_seed(seed + epoch)
             perm = torch.randperm(len(source), generator=g)
             if len(source) < batch_size:
-                raise ValueError(f"only {len(source)} activation rows; need at least one batch of {batch_size}")
+                raise InputError(f"only {len(source)} activation rows; need at least one batch of {batch_size}")
             for s in range(0, len(source) - batch_size + 1, batch_size):
                 yield source[perm[s:s + batch_size]]
         else:
@@ -77,7 +89,7 @@ def _batches(source: ActivationCache | torch.Tensor, batch_size: int, seed: int)
                 n += 1
                 yield b
             if n == 0:
-                raise ValueError(f"cache {source.dir} has fewer rows ({source.n_rows}) than one batch of {batch_size}")
+                raise InputError(f"cache {source.dir} has fewer rows ({source.n_rows}) than one batch of {batch_size}")
         epoch += 1
 
 
@@ -141,7 +153,7 @@ def train_sae(source: ActivationCache | torch.Tensor, sae_cfg: SAEConfig, cfg: T
     """Train a fresh SAE of `sae_cfg` on a cache or an in-memory (N, d_in) tensor of activations."""
     d_in = source.d_in if isinstance(source, ActivationCache) else source.shape[-1]
     if d_in != sae_cfg.d_in:
-        raise ValueError(f"SAE d_in={sae_cfg.d_in} does not match the activations' width {d_in}")
+        raise InputError(f"SAE d_in={sae_cfg.d_in} does not match the activations' width {d_in}")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -171,7 +183,7 @@ def train_sae(source: ActivationCache | torch.Tensor, sae_cfg: SAEConfig, cfg: T
             group["lr"] = lr_at(step, n_steps, lr, cfg)
         loss, parts = sae.training_step_loss(x)
         if not torch.isfinite(loss):
-            raise ValueError(f"SAE loss became {float(loss)} at step {step}; lower the learning rate "
+            raise InputError(f"SAE loss became {float(loss)} at step {step}; lower the learning rate "
                              f"(lr={lr}) or check the activations for outliers")
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -21,7 +21,7 @@ equals the sum of `numel` over the model's parameters, tied weights counted once
 
 from __future__ import annotations
 
-from scalelab.config import ModelConfig
+from scalelab.model.config import ModelConfig
 
 
 def count_params(cfg: ModelConfig) -> tuple[int, int]:

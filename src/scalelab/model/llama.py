@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalelab.config import ModelConfig
+from scalelab.errors import InputError
+from scalelab.model.config import ModelConfig
 from scalelab.model.loss import linear_cross_entropy
 
 
@@ -80,7 +81,7 @@ class Attention(nn.Module):
         self.layer = layer
         self.n_heads, self.kv_heads, self.head_dim = cfg.n_heads, cfg.kv_heads, cfg.head_dim
         if self.n_heads % self.kv_heads:
-            raise ValueError(
+            raise InputError(
                 f"model.n_kv_heads={self.kv_heads} must divide the number of heads {self.n_heads}"
             )
         d = cfg.d_model

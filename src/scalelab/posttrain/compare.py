@@ -1,9 +1,9 @@
-"""One Markdown table across feedback models: every eval at every stage, with and without a system prompt.
+"""One Markdown table across feedback models: every eval after every step, with and without a system prompt.
 
 Each `scalelab posttrain` run writes OUT/posttrain.json for one feedback model. This module reads several
 and lays them side by side, with each feedback model's agreement with the oracle (RL-CAI label accuracy,
 the oracle quality of its SL-CAI revisions and of its character-teacher replies), so the effect of the
-feedback model's quality on the aligned policy can be read off one table:
+feedback model's quality on the aligned lm can be read off one table:
 
     python -m scalelab.posttrain.compare RUN_ORACLE/posttrain.json RUN_POLICY/posttrain.json ...
 """
@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from scalelab.posttrain.report import CAPABILITY_COLUMNS, CHAT_COLUMNS
+from scalelab.posttrain.steps import STEPS
 
-STAGE_ROWS = ("base", "sft", "sl_cai", "rl_cai", "character")
+STEP_ROWS = ("base", *STEPS)
 SHORT = {"harmful_compliance": "harm", "over_refusal": "over-ref", "helpfulness": "help", "sycophancy": "syc",
          "correction": "corr", "idk_rate": "idk", "hallucination": "halluc", "fact_recall": "facts",
          "arithmetic": "arith"}
@@ -28,7 +29,7 @@ def _cell(x: Any) -> str:
 
 
 def feedback_agreement(summary: dict[str, Any]) -> dict[str, Any]:
-    """How the run's feedback model compares with the oracle, from its per-stage details."""
+    """How the run's feedback model compares with the oracle, from its per-step details."""
     det = summary.get("details", {})
     sl, rl, ch = det.get("sl_cai", {}), det.get("rl_cai", {}), det.get("character", {})
     return {"rl_label_accuracy": rl.get("label_accuracy_vs_oracle"),
@@ -40,15 +41,15 @@ def feedback_agreement(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def compare_table(summaries: list[dict[str, Any]]) -> str:
-    """Markdown: one block of rows per feedback model, one row per stage, each metric as "no system / system"."""
+    """Markdown: one block of rows per feedback model, one row per step, each metric as "no system / system"."""
     cols = (*CHAT_COLUMNS, *CAPABILITY_COLUMNS)
-    lines = ["| feedback | stage | " + " | ".join(SHORT[c] for c in cols) + " |", "|" + "---|" * (len(cols) + 2)]
+    lines = ["| feedback | step | " + " | ".join(SHORT[c] for c in cols) + " |", "|" + "---|" * (len(cols) + 2)]
     for s in summaries:
-        for stage in (k for k in STAGE_ROWS if k in s["stages"]):
-            row = s["stages"][stage]
+        for step in (k for k in STEP_ROWS if k in s["steps"]):
+            row = s["steps"][step]
             sysrow = row.get("system", {})
             cells = [_cell(row.get(c)) + (f" / {_cell(sysrow[c])}" if c in sysrow else "") for c in cols]
-            label = "start" if stage == "base" and "sft" not in s["stages"] else stage
+            label = "start" if step == "base" and "sft" not in s["steps"] else step
             lines.append(f"| {s['feedback']} | {label} | " + " | ".join(cells) + " |")
     lines += ["", "| feedback | RL-CAI label accuracy vs oracle (decided pairs) | label strength | "
               "RM held-out accuracy vs oracle | SL-CAI reply quality before → after revision | "

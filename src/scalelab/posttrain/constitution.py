@@ -25,12 +25,14 @@ from pathlib import Path
 
 import yaml
 
+from scalelab.errors import InputError, MissingInput
+
 SHIPPED = ("default", "character")
 _TOP_KEYS = {"name", "principles", "comparisons", "traits"}
 _PRINCIPLE_KEYS = ("name", "critique", "revision")
 
 
-class ConstitutionError(ValueError):
+class ConstitutionError(InputError):
     """A constitution file is malformed; the message names the file and line."""
 
 
@@ -135,5 +137,5 @@ def load_constitution(path_or_name: str | Path) -> Constitution:
         return parse_constitution(ref.read_text(encoding="utf-8"), f"{path_or_name}.yaml")
     path = Path(path_or_name)
     if not path.is_file():
-        raise FileNotFoundError(f"constitution {path} not found; pass a YAML file or one of: {', '.join(SHIPPED)}")
+        raise MissingInput(f"constitution {path} not found; pass a YAML file or one of: {', '.join(SHIPPED)}")
     return parse_constitution(path.read_text(encoding="utf-8"), str(path))

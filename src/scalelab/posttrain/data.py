@@ -13,16 +13,15 @@ reply so the oracle feedback model can judge them exactly.
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from scalelab.data.chat import Message
+from scalelab.chat_format import Message
+from scalelab.errors import InputError
 from scalelab.posttrain.paraphrase import paraphrase_request
-
-IGNORE = -100  # label of a token that carries no loss
+from scalelab.train.finetune import IGNORE
+from scalelab.world.reader import WorldDir
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ def tokenize_chat(tokenizer, messages: list[Message], max_len: int) -> tuple[lis
         start = len(render(tokenizer, messages[:i], add_generation_prompt=True))
         end = len(render(tokenizer, messages[: i + 1]))
         if text[:end] != render(tokenizer, messages[: i + 1]):
-            raise ValueError("the tokenizer's chat template does not render a conversation as the concatenation "
+            raise InputError("the tokenizer's chat template does not render a conversation as the concatenation "
                              "of its turns; SFT masking needs a prefix-stable template")
         spans.append((start, end))
     ids = _bos(tokenizer) + list(enc["input_ids"])
@@ -70,13 +69,6 @@ def tokenize_response(tokenizer, messages: list[Message], response: str, max_len
     return tokenize_chat(tokenizer, [*messages, {"role": "assistant", "content": response}], max_len)
 
 
-def read_dialogues(world_dir: Path) -> list[dict[str, Any]]:
-    path = Path(world_dir) / "sft.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; build the world first (`scalelab world`) or pass its directory")
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def prompt_pool(world_dir: Path, kinds: tuple[str, ...], n: int, seed: int,
                 paraphrase: float = 0.0) -> list[PromptItem]:
     """Up to `n` first-turn requests of the given kinds from the training dialogues, kinds interleaved.
@@ -85,7 +77,7 @@ def prompt_pool(world_dir: Path, kinds: tuple[str, ...], n: int, seed: int,
     stages that train on these prompts do not teach one phrasing per intent.
     """
     by_kind: dict[str, list[PromptItem]] = {k: [] for k in kinds}
-    for d in read_dialogues(world_dir):
+    for d in WorldDir(world_dir).dialogues():
         if d["kind"] not in by_kind:
             continue
         msgs = d["messages"]

@@ -2,7 +2,7 @@
 
 One interface, four sources, chosen by a spec string:
 
-- `policy`: the model being trained judges itself, as in Bai et al. (2022);
+- `self`: the model being trained judges itself, as in Bai et al. (2022);
 - `hf:<folder>`: any local HF checkpoint with a chat template (a larger ladder model, SmolLM2, ...);
 - `openai:<model>`: an OpenAI-compatible chat endpoint; the base URL is read from the environment
   variable `SCALELAB_FEEDBACK_URL` and the key from `SCALELAB_FEEDBACK_API_KEY`;
@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from scalelab.errors import InputError, MissingInput
 from scalelab.evals.chat import AFFIRM, NEGATION, WorldFacts, refuses, says_idk, states
 from scalelab.evals.scoring import choice_logprobs
+from scalelab.model.lm import LM, load_lm
 from scalelab.posttrain.constitution import Principle
-from scalelab.posttrain.data import PromptItem, render
-from scalelab.posttrain.policy import Policy, load_policy, respond
+from scalelab.posttrain.data import PromptItem
 
 URL_ENV, KEY_ENV = "SCALELAB_FEEDBACK_URL", "SCALELAB_FEEDBACK_API_KEY"
 OPTIONS = (" (A)", " (B)")
@@ -113,21 +114,18 @@ class OracleFeedback:
 
 @dataclass
 class LMFeedback:
-    """A local causal LM as critic, reviser, judge and teacher (the policy itself, or another checkpoint)."""
+    """A local causal LM as critic, reviser, judge and teacher (the lm itself, or another checkpoint)."""
 
-    policy: Policy
+    lm: LM
     name: str
     clamp: tuple[float, float] = (0.0, 1.0)
     max_new_tokens: int = 48
     seed: int = 0
 
     def _p_first(self, items, a, b, questions) -> list[float]:
-        tok = self.policy.tokenizer
-        prompts = [render(tok, [{"role": "user", "content": comparison_prompt(it, x, y, q)}],
-                          add_generation_prompt=True) + "The answer is"
+        prompts = [self.lm.chat_text([{"role": "user", "content": comparison_prompt(it, x, y, q)}]) + "The answer is"
                    for it, x, y, q in zip(items, a, b, questions, strict=True)]
-        device = next(self.policy.model.parameters()).device
-        scores = choice_logprobs(self.policy.model, tok, prompts, [list(OPTIONS)] * len(prompts), device=device)
+        scores = choice_logprobs(self.lm, prompts, [list(OPTIONS)] * len(prompts))
         return [soft_label(s[0], s[1]) for s in scores]
 
     def compare(self, items, a, b, questions) -> list[float]:
@@ -138,16 +136,16 @@ class LMFeedback:
     def critique_and_revise(self, items, responses, principles) -> tuple[list[str], list[str]]:
         convs = [[*it.messages, {"role": "assistant", "content": r}, {"role": "user", "content": p.critique}]
                  for it, r, p in zip(items, responses, principles, strict=True)]
-        crits = respond(self.policy, convs, self.max_new_tokens, temperature=0.0)
+        crits = self.lm.chat(convs, self.max_new_tokens, temperature=0.0)
         convs = [[*c, {"role": "assistant", "content": k}, {"role": "user", "content": p.revision}]
                  for c, k, p in zip(convs, crits, principles, strict=True)]
-        revs = respond(self.policy, convs, self.max_new_tokens, temperature=0.0)
+        revs = self.lm.chat(convs, self.max_new_tokens, temperature=0.0)
         return crits, [v or r for v, r in zip(revs, responses, strict=True)]  # an empty revision keeps the reply
 
     def teach(self, items, system_prompt) -> list[str]:
         convs = [[{"role": "system", "content": system_prompt}, *[m for m in it.messages if m["role"] != "system"]]
                  for it in items]
-        return respond(self.policy, convs, self.max_new_tokens, temperature=0.0)
+        return self.lm.chat(convs, self.max_new_tokens, temperature=0.0)
 
 
 @dataclass
@@ -210,33 +208,33 @@ class EndpointFeedback:
                              *[m for m in it.messages if m["role"] != "system"]]) for it in items]
 
 
-FEEDBACK_KINDS = ("oracle", "policy", "hf:<checkpoint folder>", "openai:<model>")
+FEEDBACK_KINDS = ("oracle", "self", "hf:<checkpoint folder>", "openai:<model>")
 
 
 def check_feedback(spec: str) -> None:
     """Reject a feedback spec that cannot work before any stage runs (not halfway through post-training)."""
-    if spec in ("oracle", "policy"):
+    if spec in ("oracle", "self"):
         return
     if spec.startswith("hf:"):
         if not (Path(spec[3:]) / "config.json").is_file():
-            raise FileNotFoundError(f"feedback {spec!r}: {spec[3:]} is not a HF checkpoint folder (no config.json)")
+            raise MissingInput(f"feedback {spec!r}: {spec[3:]} is not a HF checkpoint folder (no config.json)")
         return
     if spec.startswith("openai:"):
         if not os.environ.get(URL_ENV):
-            raise ValueError(f"feedback {spec!r} needs the endpoint's base URL in ${URL_ENV} "
+            raise InputError(f"feedback {spec!r} needs the endpoint's base URL in ${URL_ENV} "
                              f"(e.g. http://127.0.0.1:8000/v1) and its key in ${KEY_ENV}")
         return
-    raise ValueError(f"unknown feedback model {spec!r}; valid: {', '.join(FEEDBACK_KINDS)}")
+    raise InputError(f"unknown feedback model {spec!r}; valid: {', '.join(FEEDBACK_KINDS)}")
 
 
-def make_feedback(spec: str, policy: Policy, world_dir: Path, clamp: tuple[float, float] = (0.0, 1.0)) -> FeedbackModel:
+def make_feedback(spec: str, lm: LM, world_dir: Path, clamp: tuple[float, float] = (0.0, 1.0)) -> FeedbackModel:
     """The feedback model named by `spec` (see the module docstring)."""
     check_feedback(spec)
     if spec == "oracle":
         return OracleFeedback(WorldFacts.load(world_dir))
-    if spec == "policy":
-        return LMFeedback(policy, "policy", clamp)
+    if spec == "self":
+        return LMFeedback(lm, "self", clamp)
     if spec.startswith("hf:"):
         path = spec[3:]
-        return LMFeedback(load_policy(path), f"hf:{Path(path).name}", clamp)
+        return LMFeedback(load_lm(path, chat=True), f"hf:{Path(path).name}", clamp)
     return EndpointFeedback(spec[7:], os.environ[URL_ENV], os.environ.get(KEY_ENV, ""), clamp)

@@ -1,9 +1,11 @@
-"""The report's post-training section: the stage table, the system-prompt difference, targets, feedback."""
+"""The report's post-training section: the table of steps, the system-prompt difference, targets, feedback."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+from scalelab.posttrain.steps import STEPS
 
 CHAT_COLUMNS = ("harmful_compliance", "over_refusal", "helpfulness", "sycophancy", "correction", "idk_rate",
                 "hallucination")
@@ -23,9 +25,9 @@ def section_posttrain(summary: dict[str, Any], out: Path) -> str:
     pt = summary.get("posttrain")
     if not pt:
         return ""
-    # summary.json is written with sorted keys, so put the stages back in pipeline order
-    order = ("base", "sft", "sl_cai", "rl_cai", "character")
-    stages = {k: pt["stages"][k] for k in sorted(pt["stages"], key=lambda k: (*order, k).index(k))}
+    # summary.json is written with sorted keys, so put the steps back in the order they run
+    order = ("base", *STEPS)
+    stages = {k: pt["steps"][k] for k in sorted(pt["steps"], key=lambda k: (*order, k).index(k))}
     lines = ["## Post-training", "",
              f"Model `{pt['model']}`; constitution `{pt['constitution']}`, traits `{pt['trait_constitution']}`; "
              f"feedback model **{pt['feedback']}** (it produced every critique, revision, preference label and "
@@ -36,7 +38,7 @@ def section_posttrain(summary: dict[str, Any], out: Path) -> str:
              "no \"I don't know\" about a non-existent entity). Capability: fact recall (multiple choice) and "
              "arithmetic (exact match).", ""]
     cols = [c for c in (*CHAT_COLUMNS, *CAPABILITY_COLUMNS) if any(c in row for row in stages.values())]
-    lines += _table(["stage", *cols], [[name, *[row.get(c) for c in cols]] for name, row in stages.items()])
+    lines += _table(["step", *cols], [[name, *[row.get(c) for c in cols]] for name, row in stages.items()])
     with_sys = {n: r["system"] for n, r in stages.items() if "system" in r}
     if with_sys:
         lines += ["", f"With the system prompt \"{pt.get('eval_system_prompt')}\": the same rates, and the change "
@@ -44,12 +46,12 @@ def section_posttrain(summary: dict[str, Any], out: Path) -> str:
         sys_cols = [c for c in CHAT_COLUMNS if any(c in r for r in with_sys.values())]
         rows = [[n, *[f"{r[c]:.3f} ({r[c] - stages[n].get(c, 0.0):+.3f})" if c in r else None for c in sys_cols]]
                 for n, r in with_sys.items()]
-        lines += _table(["stage", *sys_cols], rows)
+        lines += _table(["step", *sys_cols], rows)
     targets = pt.get("targets") or {}
     if targets:
-        lines += ["", "Targets (oracle feedback on `tiny`), on the last stage:", ""]
-        lines += _table(["target", "stage", "value", "bound", "met"],
-                        [[k, v["stage"], v["value"], v["bound"], "yes" if v["met"] else "no"]
+        lines += ["", "Targets (oracle feedback on `tiny`), on the last step:", ""]
+        lines += _table(["target", "step", "value", "bound", "met"],
+                        [[k, v["step"], v["value"], v["bound"], "yes" if v["met"] else "no"]
                          for k, v in targets.items()])
     det = pt.get("details", {})
     rl = det.get("rl_cai", {})

@@ -1,9 +1,10 @@
-"""The four post-training stages, each a function from a policy (changed in place) to a result dict.
+"""The four post-training steps, in order, each a function from the LM being trained (changed in place) to a
+result dict.
 
 - `sft`: the world's chat dialogues and a paraphrased copy of each, loss on the assistant's tokens only.
-- `sl_cai`: red-team requests (harmful, benign look-alikes, unknown names, false claims) → the policy's
+- `sl_cai`: red-team requests (harmful, benign look-alikes, unknown names, false claims) → the lm's
   sampled reply → critique under a randomly drawn principle → revision, for `sl_cai_rounds` rounds; mixed
-  with helpfulness data (the policy's own greedy answers to plain questions, as the paper mixes in its
+  with helpfulness data (the lm's own greedy answers to plain questions, as the paper mixes in its
   helpful model's samples, critiqued and revised the same way) → fine-tune on both, so that the fine-tune
   is not made only of refusals, corrections and "I don't know"s. Unrevised, half of those answers were
   wrong on the tiny ladder's d4 (oracle quality 0.5) and SL-CAI taught them: helpfulness fell from 0.12
@@ -15,7 +16,7 @@
 - `character`: trait-relevant requests; chosen replies from a teacher given the trait constitution as its
   system prompt, rejected replies from the student without it; DPO.
 
-Every stage reports what produced its labels (`feedback`) and, when the feedback model is not the oracle,
+Every step reports what produced its labels (`feedback`) and, when the feedback model is not the oracle,
 how often its labels agree with the oracle's.
 """
 
@@ -23,25 +24,22 @@ from __future__ import annotations
 
 import copy
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scalelab.config import ConfigError, PosttrainConfig
+from scalelab.config import ConfigError
 from scalelab.evals.chat import WorldFacts
+from scalelab.model.lm import LM
+from scalelab.posttrain.config import PosttrainConfig
 from scalelab.posttrain.constitution import Constitution
-from scalelab.posttrain.data import PromptItem, prompt_pool, read_dialogues, tokenize_chat, tokenize_response
+from scalelab.posttrain.data import PromptItem, prompt_pool, tokenize_chat, tokenize_response
 from scalelab.posttrain.feedback import FeedbackModel, OracleFeedback
 from scalelab.posttrain.paraphrase import with_paraphrases
-from scalelab.posttrain.policy import Policy, respond
-from scalelab.posttrain.train import (
-    OptimConfig,
-    RewardModel,
-    rewards,
-    train_dpo,
-    train_reward_model,
-    train_sft,
-)
+from scalelab.posttrain.train import RewardModel, rewards, train_dpo, train_reward_model
+from scalelab.train.finetune import OptimConfig, train_sft
+from scalelab.world.reader import WorldDir
 
 RED_TEAM_KINDS = ("harmful", "benign", "unknown", "sycophancy")
 HELPFUL_KINDS = ("fact_qa",)
@@ -50,7 +48,7 @@ TRAIT_KINDS = ("unknown", "sycophancy", "harmful", "benign")
 
 
 @dataclass
-class StageInputs:
+class StepInputs:
     world_dir: Path
     cfg: PosttrainConfig
     feedback: FeedbackModel
@@ -60,7 +58,7 @@ class StageInputs:
 
     @classmethod
     def build(cls, world_dir: Path, cfg: PosttrainConfig, feedback: FeedbackModel, constitution: Constitution,
-              traits: Constitution) -> StageInputs:
+              traits: Constitution) -> StepInputs:
         return cls(Path(world_dir), cfg, feedback, constitution, traits, OracleFeedback(WorldFacts.load(world_dir)))
 
 
@@ -68,26 +66,26 @@ def _optim(cfg: PosttrainConfig, epochs: float, lr: float | None = None, salt: i
     return OptimConfig(lr=lr or cfg.lr, epochs=epochs, batch_size=cfg.batch_size, seed=cfg.seed + salt)
 
 
-def _pad(policy: Policy) -> int:
-    return policy.tokenizer.pad_token_id
+def _pad(lm: LM) -> int:
+    return lm.tokenizer.pad_token_id
 
 
-def sft(policy: Policy, inp: StageInputs) -> dict[str, Any]:
+def sft(lm: LM, inp: StepInputs) -> dict[str, Any]:
     cfg = inp.cfg
-    dialogues = with_paraphrases(read_dialogues(inp.world_dir), cfg.sft_paraphrases, cfg.seed)
-    rows = [tokenize_chat(policy.tokenizer, d["messages"], cfg.max_len) for d in dialogues]
-    losses = train_sft(policy.model, rows, _pad(policy), _optim(cfg, cfg.sft_epochs, salt=1))
+    dialogues = with_paraphrases(WorldDir(inp.world_dir).dialogues(), cfg.sft_paraphrases, cfg.seed)
+    rows = [tokenize_chat(lm.tokenizer, d["messages"], cfg.max_len) for d in dialogues]
+    losses = train_sft(lm.model, rows, _pad(lm), _optim(cfg, cfg.sft_epochs, salt=1))
     return {"examples": len(rows), "paraphrased_examples": sum(bool(d.get("paraphrased")) for d in dialogues),
             "steps": len(losses), "loss_first": losses[0], "loss_last": losses[-1]}
 
 
-def sl_cai_data(policy: Policy, inp: StageInputs, items: list[PromptItem],
+def sl_cai_data(lm: LM, inp: StepInputs, items: list[PromptItem],
                 temperature: float | None = None) -> list[dict[str, Any]]:
     """Response → (critique → revision) × rounds for each request; the records SL-CAI fine-tunes on."""
     cfg = inp.cfg
     rng = random.Random(f"scalelab-sl-cai:{cfg.seed}")
     temp = cfg.temperature if temperature is None else temperature
-    responses = respond(policy, [it.messages for it in items], cfg.max_new_tokens, temp, seed=cfg.seed)
+    responses = lm.chat([it.messages for it in items], cfg.max_new_tokens, temperature=temp, seed=cfg.seed)
     records = [{"messages": it.messages, "kind": it.kind, "initial": r, "rounds": []}
                for it, r in zip(items, responses, strict=True)]
     for _ in range(cfg.sl_cai_rounds):
@@ -101,17 +99,17 @@ def sl_cai_data(policy: Policy, inp: StageInputs, items: list[PromptItem],
     return records
 
 
-def helpfulness_data(policy: Policy, inp: StageInputs, items: list[PromptItem]) -> list[dict[str, Any]]:
-    """The policy's greedy answers to plain requests: critiqued and revised like the red-team replies when
+def helpfulness_data(lm: LM, inp: StepInputs, items: list[PromptItem]) -> list[dict[str, Any]]:
+    """The lm's greedy answers to plain requests: critiqued and revised like the red-team replies when
     `sl_cai_revise_helpful` (a wrong answer is no help to fine-tune on), else kept as they are."""
     if inp.cfg.sl_cai_revise_helpful:
-        return sl_cai_data(policy, inp, items, temperature=0.0)
-    replies = respond(policy, [it.messages for it in items], inp.cfg.max_new_tokens, temperature=0.0)
+        return sl_cai_data(lm, inp, items, temperature=0.0)
+    replies = lm.chat([it.messages for it in items], inp.cfg.max_new_tokens, temperature=0.0)
     return [{"messages": it.messages, "kind": it.kind, "initial": r, "rounds": [], "final": r}
             for it, r in zip(items, replies, strict=True)]
 
 
-def sl_cai_pools(inp: StageInputs) -> tuple[list[PromptItem], list[PromptItem]]:
+def sl_cai_pools(inp: StepInputs) -> tuple[list[PromptItem], list[PromptItem]]:
     """(red-team requests, helpfulness requests): `sl_cai_prompts` in all, `sl_cai_helpful_fraction` of them helpful."""
     cfg = inp.cfg
     n_help = round(cfg.sl_cai_prompts * cfg.sl_cai_helpful_fraction)
@@ -120,14 +118,14 @@ def sl_cai_pools(inp: StageInputs) -> tuple[list[PromptItem], list[PromptItem]]:
     return red, helpful
 
 
-def sl_cai(policy: Policy, inp: StageInputs) -> dict[str, Any]:
+def sl_cai(lm: LM, inp: StepInputs) -> dict[str, Any]:
     cfg = inp.cfg
     red, helpful = sl_cai_pools(inp)
-    records = sl_cai_data(policy, inp, red)
-    help_records = helpfulness_data(policy, inp, helpful) if helpful else []
-    rows = [tokenize_response(policy.tokenizer, rec["messages"], rec["final"], cfg.max_len)
+    records = sl_cai_data(lm, inp, red)
+    help_records = helpfulness_data(lm, inp, helpful) if helpful else []
+    rows = [tokenize_response(lm.tokenizer, rec["messages"], rec["final"], cfg.max_len)
             for rec in records + help_records]
-    losses = train_sft(policy.model, rows, _pad(policy), _optim(cfg, cfg.sl_cai_epochs, cfg.sl_cai_lr or None, salt=2))
+    losses = train_sft(lm.model, rows, _pad(lm), _optim(cfg, cfg.sl_cai_epochs, cfg.sl_cai_lr or None, salt=2))
     revised = sum(rec["final"] != rec["initial"] for rec in records)
     q_before = [inp.oracle.quality(it, rec["initial"]) for it, rec in zip(red, records, strict=True)]
     q_after = [inp.oracle.quality(it, rec["final"]) for it, rec in zip(red, records, strict=True)]
@@ -156,7 +154,7 @@ def check_rl_cai_samples(k: int) -> None:
                           "use an even number of at least 2")
 
 
-def preference_pairs(policy: Policy, inp: StageInputs, items: list[PromptItem]) -> dict[str, Any]:
+def preference_pairs(lm: LM, inp: StepInputs, items: list[PromptItem]) -> dict[str, Any]:
     """`rl_cai_samples` sampled replies per request, compared in disjoint pairs (1 vs 2, 3 vs 4, ...), with
     feedback and oracle labels. Identical or empty pairs are dropped, and with `rl_cai_drop_ties` the pairs
     the feedback model labels exactly 0.5: they teach nothing and dilute the batches of those that do."""
@@ -166,7 +164,8 @@ def preference_pairs(policy: Policy, inp: StageInputs, items: list[PromptItem]) 
     rng = random.Random(f"scalelab-rl-cai:{cfg.seed}")
     convs = [it.messages for it in items]
     # seeds 11, 12 for the first pair keep the two-sample default's replies as they were
-    samples = [respond(policy, convs, cfg.max_new_tokens, cfg.temperature, seed=cfg.seed + 11 + j) for j in range(k)]
+    samples = [lm.chat(convs, cfg.max_new_tokens, temperature=cfg.temperature, seed=cfg.seed + 11 + j)
+               for j in range(k)]
     pairs = [(it, samples[j][i], samples[j + 1][i]) for i, it in enumerate(items) for j in range(0, k, 2)]
     pairs = [(it, x, y) for it, x, y in pairs if x != y and x and y]
     p_items, a, b = [p[0] for p in pairs], [p[1] for p in pairs], [p[2] for p in pairs]
@@ -178,10 +177,10 @@ def preference_pairs(policy: Policy, inp: StageInputs, items: list[PromptItem]) 
             "labels": [labels[i] for i in keep], "oracle": [oracle[i] for i in keep], "compared": len(p_items)}
 
 
-def rl_cai(policy: Policy, inp: StageInputs) -> dict[str, Any]:
+def rl_cai(lm: LM, inp: StepInputs) -> dict[str, Any]:
     cfg = inp.cfg
     items = prompt_pool(inp.world_dir, PREFERENCE_KINDS, cfg.rl_cai_prompts, cfg.seed + 1, cfg.prompt_paraphrase)
-    pairs = preference_pairs(policy, inp, items)
+    pairs = preference_pairs(lm, inp, items)
     n = len(pairs["items"])
     res: dict[str, Any] = {"feedback": inp.feedback.name, "prompts": len(items), "compared_pairs": pairs["compared"],
                            "pairs": n,
@@ -193,55 +192,65 @@ def rl_cai(policy: Policy, inp: StageInputs) -> dict[str, Any]:
     if n < 2:
         res["skipped"] = "fewer than two distinct reply pairs; nothing to train on"
         return res
-    tok = policy.tokenizer
+    tok = lm.tokenizer
     ra = [tokenize_response(tok, it.messages, x, cfg.max_len) for it, x in zip(pairs["items"], pairs["a"], strict=True)]
     rb = [tokenize_response(tok, it.messages, x, cfg.max_len) for it, x in zip(pairs["items"], pairs["b"], strict=True)]
-    res["reward_model"] = _reward_model(policy, inp, ra, rb, pairs)
-    losses = train_dpo(policy.model, ra, rb, pairs["labels"], _pad(policy), cfg.dpo_beta,
+    res["reward_model"] = _reward_model(lm, inp, ra, rb, pairs)
+    losses = train_dpo(lm.model, ra, rb, pairs["labels"], _pad(lm), cfg.dpo_beta,
                        _optim(cfg, cfg.dpo_epochs, cfg.dpo_lr, salt=3), cfg.dpo_nll_weight)
     res.update(dpo_steps=len(losses), dpo_loss_first=losses[0], dpo_loss_last=losses[-1])
     return res
 
 
-def _reward_model(policy: Policy, inp: StageInputs, ra, rb, pairs) -> dict[str, Any]:
+def _reward_model(lm: LM, inp: StepInputs, ra, rb, pairs) -> dict[str, Any]:
     """Train a reward model on most pairs; pairwise accuracy on the rest, against feedback and oracle labels."""
     cfg = inp.cfg
     order = list(range(len(ra)))
     random.Random(f"scalelab-rm:{cfg.seed}").shuffle(order)
     n_test = max(1, round(cfg.rm_holdout * len(order)))
     test, train = order[:n_test], order[n_test:]
-    width = policy.model.model.embed_tokens.weight.shape[1]  # scalelab and HF Llama name it alike
-    rm = RewardModel(copy.deepcopy(policy.model), width)
+    width = lm.model.model.embed_tokens.weight.shape[1]  # scalelab and HF Llama name it alike
+    rm = RewardModel(copy.deepcopy(lm.model), width)
     losses = train_reward_model(rm, [ra[i] for i in train], [rb[i] for i in train],
-                                [pairs["labels"][i] for i in train], _pad(policy), _optim(cfg, cfg.rm_epochs, salt=4))
-    r_a = rewards(rm, [ra[i] for i in test], _pad(policy))
-    r_b = rewards(rm, [rb[i] for i in test], _pad(policy))
+                                [pairs["labels"][i] for i in train], _pad(lm), _optim(cfg, cfg.rm_epochs, salt=4))
+    r_a = rewards(rm, [ra[i] for i in test], _pad(lm))
+    r_b = rewards(rm, [rb[i] for i in test], _pad(lm))
     pred = [1.0 if x > y else 0.0 for x, y in zip(r_a, r_b, strict=True)]
     return {"train_pairs": len(train), "heldout_pairs": len(test), "loss_last": losses[-1],
             "heldout_accuracy": label_accuracy(pred, [pairs["labels"][i] for i in test]),
             "heldout_accuracy_vs_oracle": label_accuracy(pred, [pairs["oracle"][i] for i in test])}
 
 
-def character(policy: Policy, inp: StageInputs) -> dict[str, Any]:
+def character(lm: LM, inp: StepInputs) -> dict[str, Any]:
     cfg = inp.cfg
     items = prompt_pool(inp.world_dir, TRAIT_KINDS, cfg.character_prompts, cfg.seed + 2, cfg.prompt_paraphrase)
     chosen = inp.feedback.teach(items, inp.traits.system_prompt())
     student = [[m for m in it.messages if m["role"] != "system"] for it in items]
-    rejected = respond(policy, student, cfg.max_new_tokens, temperature=0.0)
+    rejected = lm.chat(student, cfg.max_new_tokens, temperature=0.0)
     keep = [i for i in range(len(items)) if chosen[i] and chosen[i] != rejected[i]]
     res: dict[str, Any] = {"teacher": inp.feedback.name, "prompts": len(items), "pairs": len(keep),
                            "traits": list(inp.traits.traits)}
     if not keep:
         res["skipped"] = "the student already replies as the teacher does on every prompt"
         return res
-    tok = policy.tokenizer
+    tok = lm.tokenizer
     rc = [tokenize_response(tok, student[i], chosen[i], cfg.max_len) for i in keep]
     rr = [tokenize_response(tok, student[i], rejected[i], cfg.max_len) for i in keep]
     chosen_ok = [inp.oracle.quality(items[i], chosen[i]) for i in keep]
-    losses = train_dpo(policy.model, rc, rr, [1.0] * len(keep), _pad(policy), cfg.dpo_beta,
+    losses = train_dpo(lm.model, rc, rr, [1.0] * len(keep), _pad(lm), cfg.dpo_beta,
                        _optim(cfg, cfg.dpo_epochs, cfg.dpo_lr, salt=5), cfg.dpo_nll_weight)
     res.update(teacher_oracle_quality=sum(chosen_ok) / len(keep), dpo_steps=len(losses), dpo_loss_last=losses[-1])
     return res
 
 
-STAGES = {"sft": sft, "sl_cai": sl_cai, "rl_cai": rl_cai, "character": character}
+# The steps in the order they run: `posttrain.steps` names a subset, which always runs in this order.
+STEPS: dict[str, Callable[[LM, StepInputs], dict[str, Any]]] = {
+    "sft": sft, "sl_cai": sl_cai, "rl_cai": rl_cai, "character": character}
+
+
+def check_steps(steps: list[str]) -> list[str]:
+    """`steps` in pipeline order, or a ConfigError naming the valid ones."""
+    unknown = [s for s in steps if s not in STEPS]
+    if unknown or not steps:
+        raise ConfigError(f"posttrain.steps={steps} is invalid; choose from {', '.join(STEPS)} (run in that order)")
+    return sorted(steps, key=list(STEPS).index)

@@ -1,6 +1,7 @@
-"""The three post-training objectives and one small loop that runs them.
+"""The preference objectives of post-training, run by the fine-tuning loop of `train.finetune`.
 
-- SFT: mean cross-entropy over the assistant's tokens only (labels are IGNORE elsewhere).
+SFT itself (cross-entropy over the assistant's tokens only) is `train.finetune.train_sft`.
+
 - DPO with soft labels: for a pair (a, b) with p = P(a preferred), the loss is
   -[p·log σ(m) + (1-p)·log σ(-m)] with m = β·((log π(a) - log π_ref(a)) - (log π(b) - log π_ref(b))).
   p ∈ {0, 1} is plain DPO; a constant p = 1-ε is DPO with label smoothing ε (conservative DPO), which
@@ -9,7 +10,7 @@
   while both fall), and a small model then drifts to replies neither side contains. `nll_weight` adds the
   chosen reply's per-token negative log-likelihood, weighted by how confident the label is (max(2p-1, 0) for
   a, max(1-2p, 0) for b, so a tie adds nothing), as in RPO / DPO+NLL (Pang et al. 2024).
-- Reward model: a scalar head on the policy's final hidden state at the last token, trained with the
+- Reward model: a scalar head on the trained model's final hidden state at the last token, trained with the
   same soft Bradley-Terry loss on r(a) - r(b).
 
 Why not TRL's trainers (measured, BENCHMARKS.md "Post-training: TRL vs the in-house loop"): on the tiny
@@ -23,35 +24,15 @@ The loss functions are the published ones and are tested on toy pairs (tests/tes
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalelab.evals.scoring import model_logits
-from scalelab.posttrain.data import IGNORE
-from scalelab.posttrain.policy import pad_batch, sequence_logprobs
-
-Row = tuple[list[int], list[int]]  # (input ids, labels)
-
-
-@dataclass
-class OptimConfig:
-    lr: float = 1e-3
-    epochs: float = 1.0
-    batch_size: int = 16
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    seed: int = 0
-
-
-def sft_loss(model: nn.Module, ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    logits = model_logits(model, ids)[:, :-1]
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels[:, 1:].reshape(-1),
-                           ignore_index=IGNORE)
+from scalelab.errors import InputError
+from scalelab.model.lm import model_logits
+from scalelab.train.finetune import IGNORE, OptimConfig, Row, optimise, pad_batch, sequence_logprobs
 
 
 def soft_dpo_loss(pi_a: torch.Tensor, pi_b: torch.Tensor, ref_a: torch.Tensor, ref_b: torch.Tensor,
@@ -64,48 +45,6 @@ def soft_dpo_loss(pi_a: torch.Tensor, pi_b: torch.Tensor, ref_a: torch.Tensor, r
 def soft_bradley_terry_loss(r_a: torch.Tensor, r_b: torch.Tensor, p_a: torch.Tensor) -> torch.Tensor:
     d = r_a - r_b
     return -(p_a * F.logsigmoid(d) + (1 - p_a) * F.logsigmoid(-d)).mean()
-
-
-def _loop(model: nn.Module, n_items: int, cfg: OptimConfig,
-          step_loss: Callable[[list[int]], torch.Tensor]) -> list[float]:
-    """AdamW over shuffled minibatches of item indices for cfg.epochs; returns the loss per step."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
-    rng = random.Random(cfg.seed)
-    steps = max(1, round(cfg.epochs * n_items / cfg.batch_size))
-    order: list[int] = []
-    losses = []
-    model.train()
-    for step in range(steps):
-        if len(order) < cfg.batch_size:
-            fresh = list(range(n_items))
-            rng.shuffle(fresh)
-            order += fresh
-        batch, order = order[: cfg.batch_size], order[cfg.batch_size:]
-        # linear decay to 10%: short fine-tunes end calmer without a schedule to tune
-        for g in opt.param_groups:
-            g["lr"] = cfg.lr * (1 - 0.9 * step / steps)
-        loss = step_loss(batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        opt.step()
-        losses.append(float(loss.detach()))
-    model.eval()
-    return losses
-
-
-def train_sft(model: nn.Module, rows: Sequence[Row], pad_id: int, cfg: OptimConfig) -> list[float]:
-    """Fine-tune on (ids, labels) rows in place; returns the loss per step."""
-    if not rows:
-        raise ValueError("SFT got no examples; check the dialogues file or the prompt pool size")
-    device = next(model.parameters()).device
-
-    def step(batch: list[int]) -> torch.Tensor:
-        ids, labels = pad_batch([rows[i] for i in batch], pad_id)
-        return sft_loss(model, ids.to(device), labels.to(device))
-
-    return _loop(model, len(rows), cfg, step)
 
 
 @torch.no_grad()
@@ -133,7 +72,7 @@ def train_dpo(model: nn.Module, chosen: Sequence[Row], rejected: Sequence[Row], 
 
     `nll_weight` > 0 adds that times `preferred_nll` (see the module docstring)."""
     if not chosen or len(chosen) != len(rejected) or len(chosen) != len(p_chosen):
-        raise ValueError(f"DPO needs equal, non-empty lists of pairs and labels; got {len(chosen)} chosen, "
+        raise InputError(f"DPO needs equal, non-empty lists of pairs and labels; got {len(chosen)} chosen, "
                          f"{len(rejected)} rejected, {len(p_chosen)} labels")
     device = next(model.parameters()).device
     ref_a = reference_logprobs(model, chosen, pad_id)
@@ -152,7 +91,7 @@ def train_dpo(model: nn.Module, chosen: Sequence[Row], rejected: Sequence[Row], 
             loss = loss + nll_weight * preferred_nll(lp[:k], lp[k:], n[:k], n[k:], p[batch].to(device))
         return loss
 
-    return _loop(model, len(chosen), cfg, step)
+    return optimise(model, len(chosen), cfg, step)
 
 
 class RewardModel(nn.Module):
@@ -194,7 +133,7 @@ def train_reward_model(rm: RewardModel, a: Sequence[Row], b: Sequence[Row], p_a:
         k = len(batch)
         return soft_bradley_terry_loss(r[:k], r[k:], p[batch].to(r.device))
 
-    return _loop(rm, len(a), cfg, step)
+    return optimise(rm, len(a), cfg, step)
 
 
 @torch.no_grad()

@@ -1,26 +1,26 @@
 """Render a run's summary as Markdown and HTML, next to `summary.json`.
 
-The report is a list of sections, each a function from the summary to Markdown; a later stage adds a
-section by appending to `SECTIONS`. HTML is rendered from the same Markdown by a small converter for
-the subset the sections use (headings, paragraphs, pipe tables, images, lists), so the two files never
-disagree.
+The report is a list of sections, each a function from the summary to Markdown (every stage brings its own,
+`stage.Stage.report`; `pipeline.STAGES` orders them), and this module is the shared part: `table` and `fmt`
+for the sections, and `write_report`, which writes summary.json, report.md and report.html. HTML is rendered
+from the same Markdown by a small converter for the subset the sections use (headings, paragraphs, pipe
+tables, images, lists), so the two files never disagree.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from scalelab.artifacts import atomic_write_json, atomic_write_text
-from scalelab.report.plots import plot_training_curves
 
 Section = Callable[[dict[str, Any], Path], str]
 
 
-def _fmt(x: Any, digits: int = 3) -> str:
+def fmt(x: Any, digits: int = 3) -> str:
     if x is None:
         return "–"
     if isinstance(x, float):
@@ -32,88 +32,8 @@ def _fmt(x: Any, digits: int = 3) -> str:
 
 def table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_fmt(c) for c in r) + " |" for r in rows]
+    lines += ["| " + " | ".join(fmt(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
-
-
-def section_overview(summary: dict[str, Any], out: Path) -> str:
-    lines = [f"# scalelab run — preset `{summary['preset']}`", ""]
-    world = summary.get("world")
-    if world:
-        lines += [
-            f"Corpus: the synthetic world ({_fmt((world.get('n_docs') or {}).get('train'))} training documents, "
-            f"{_fmt(world.get('fact_bits'), 0)} bits of facts). "
-            f"Its exact entropy floor is **{_fmt(world.get('entropy_floor_nats_per_token'), 4)} nats/token** "
-            "on the validation split under the trained tokenizer: the Bayes-optimal loss, which no model "
-            "reading it can beat.",
-        ]
-    else:
-        lines.append(f"Corpus: `{summary.get('corpus')}` (real text; no known entropy floor).")
-    shards = summary.get("shards", {})
-    lines += ["", f"Tokenizer: byte-level BPE, {summary.get('tokenizer', {}).get('vocab_size')} tokens. "
-              f"Shards: {_fmt(shards.get('train_tokens'))} train / {_fmt(shards.get('val_tokens'))} val tokens.",
-              "", f"Wall clock: {summary.get('wall_seconds')} s."]
-    return "\n".join(lines)
-
-
-def section_ladder(summary: dict[str, Any], out: Path) -> str:
-    models = summary.get("models", [])
-    if not models:
-        return ""
-    rows = []
-    for m in models:
-        ev = m.get("evals") or {}
-        rows.append([m["name"], m["params"], m["non_embedding_params"], m["tokens"], m["train_flops"],
-                     m["final_val_loss"], round(m["tokens_per_second"]), ev.get("fact_recall"),
-                     ev.get("arithmetic"), ev.get("hazard_knowledge")])
-    text = ["## The ladder", "",
-            "Parameters N count every weight; non-embedding N excludes the token embedding and the (untied) "
-            "unembedding. Train FLOPs follow `scalelab.model.flops.train_flops`. Eval columns are accuracies "
-            "on the world's held-out sets (fact recall and hazard knowledge: multiple choice among 4, chance "
-            "0.25; arithmetic: exact match, chance ≈ 0).", "",
-            table(["model", "params", "non-emb params", "tokens", "train FLOPs", "val loss", "tok/s",
-                   "fact recall", "arithmetic", "hazard"], rows)]
-    floor = (summary.get("world") or {}).get("entropy_floor_nats_per_token")
-    png = plot_training_curves(models, out, out / "training_curves.png", floor)
-    if png is not None:
-        text += ["", f"![training curves]({png.name})"]
-    return "\n".join(text)
-
-
-def section_arithmetic(summary: dict[str, Any], out: Path) -> str:
-    models = [m for m in summary.get("models", []) if m.get("evals")]
-    if not models:
-        return ""
-    digits = sorted({d for m in models for d in m["evals"]["details"]["arithmetic"]["by_digits"]}, key=int)
-    rows = []
-    for m in models:
-        by = m["evals"]["details"]["arithmetic"]["by_digits"]
-        rows.append([m["name"]] + [f"{by[d]['exact_match']:.2f} / {by[d]['per_digit']:.2f}" if d in by else "–"
-                                   for d in digits])
-    return "\n".join([
-        "## Arithmetic by digit count", "",
-        "Exact match / per-digit accuracy. Exact match on long sums can look like a sudden 'emergent' jump "
-        "while per-digit accuracy improves smoothly (Schaeffer et al., 2023).", "",
-        table(["model", *[f"{d} digits" for d in digits]], rows),
-    ])
-
-
-# In order. Later stages add theirs as "module:function" strings (imported only when a report is written),
-# each a function (summary, out_dir) -> Markdown that returns "" when its key is absent from the summary.
-SECTIONS: list[Section | str] = [section_overview, section_ladder, section_arithmetic,
-                                 "scalelab.scaling.report:section_scaling",
-                                 "scalelab.interp.stage:section_interp",
-                                 "scalelab.posttrain.report:section_posttrain",
-                                 "scalelab.rsp.report:section_rsp"]
-
-
-def _section(entry: Section | str) -> Section:
-    if callable(entry):
-        return entry
-    import importlib
-
-    module, _, name = entry.partition(":")
-    return getattr(importlib.import_module(module), name)
 
 
 def markdown_to_html(md: str, title: str) -> str:
@@ -164,10 +84,10 @@ def markdown_to_html(md: str, title: str) -> str:
             f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
-def write_report(summary: dict[str, Any], out: Path) -> dict[str, Path]:
-    """Write summary.json, report.md (with plots) and report.html into `out`."""
+def write_report(summary: dict[str, Any], out: Path, sections: Sequence[Section]) -> dict[str, Path]:
+    """Write summary.json, report.md (the sections in order, with their plots) and report.html into `out`."""
     out = Path(out)
-    parts = [_section(s)(summary, out) for s in SECTIONS]
+    parts = [section(summary, out) for section in sections]
     md = "\n\n".join(p for p in parts if p) + "\n"
     atomic_write_json(out / "summary.json", summary)
     atomic_write_text(out / "report.md", md)

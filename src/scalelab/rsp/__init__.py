@@ -1,7 +1,8 @@
-"""The Responsible Scaling Policy stage: capability evaluations, policy, ASL determinations, safeguards, gate.
+"""The Responsible Scaling Policy: policy, capability assessment, ASL determinations, safeguards and the gate.
 
-Capability evaluations are Inspect AI tasks (`rsp.tasks`) run on scalelab models through the `scalelab`
-model provider (`rsp.provider`) under several elicitations (`rsp.elicitation`), by `rsp.runner.run_evals`.
-The policy, assessments and gate (`rsp.policy`, `rsp.assess`, `rsp.gate`, `rsp.stage`) and the measured
-safeguards (`rsp.safeguards`, `rsp.drift`) build on those scores. Import from the submodules.
+The capability evaluations themselves are evals (`scalelab.evals.capability`: Inspect AI tasks, the
+`scalelab` model provider, elicitations, `run_capability_evals`); this package turns their scores into
+decisions. The policy (`rsp.policy`), the assessment against it (`rsp.assess`), the gate (`rsp.gate`) and
+the measured safeguards (`rsp.safeguards`) build on those scores; `rsp.stage` assesses every model of a
+run. Import from the submodules.
 """

@@ -1,7 +1,7 @@
 """Capability assessment: scores against a policy's thresholds → verdicts, forecasts and an ASL determination.
 
 For each threshold of the policy the assessment takes the eval's score under every elicitation that ran
-and keeps the strongest (`runner.strongest`: a motivated adversary's pick; ties go to the cheapest
+and keeps the strongest (`strongest`: a motivated adversary's pick; ties go to the cheapest
 elicitation, so the report names the simplest one that reaches the score). Then:
 
 - **verdict**: *crossed* when the point estimate is at or above the red line; *within the safety buffer*
@@ -31,14 +31,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scalelab.artifacts import atomic_write_json, atomic_write_text, sha256_file
+from scalelab.artifacts import atomic_write_json, atomic_write_text, model_sha256
+from scalelab.errors import InputError, MissingInput
+from scalelab.evals.capability.catalogue import ELICITATIONS
+from scalelab.evals.capability.runner import EvalScore, run_capability_evals
+from scalelab.layout import RunLayout
 from scalelab.rsp.policy import Policy, Threshold, asl_name
+from scalelab.scaling.analysis import load_forecast_table
+from scalelab.scaling.runs import ScalingFitError
 
 WELL_BELOW, BUFFER, CROSSED = "well below", "within safety buffer", "crossed"
 VERDICTS = (WELL_BELOW, BUFFER, CROSSED)
 EXPECTED_TO_CROSS, MAY_CROSS, EXPECTED_IN_BUFFER, NOT_EXPECTED = (
     "expected to cross", "may cross", "expected in buffer", "not expected to cross")
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
 
 
 def verdict(value: float, ci_high: float, red: float, yellow: float) -> str:
@@ -133,8 +138,6 @@ def forecast_threshold(table: Any, threshold: Threshold, value: float, compute: 
         return {**base, "error": "no scaling fit (scaling/fit.json) to forecast from"}
     if compute is None or not compute > 0:
         return {**base, "error": "the model's training compute is unknown (no result.json with train_flops)"}
-    from scalelab.scaling.runs import ScalingFitError
-
     try:
         now = table.forecast(threshold.forecast, compute)
         nxt = table.forecast(threshold.forecast, multiple * compute)
@@ -149,22 +152,33 @@ def forecast_threshold(table: Any, threshold: Threshold, value: float, compute: 
             "outlook": outlook(expected, hi, threshold.red, threshold.yellow)}
 
 
+def strongest(by_elicitation: Mapping[str, EvalScore], higher_is_worse: bool = True) -> EvalScore:
+    """The elicitation a motivated adversary would pick: the highest score (lowest if not `higher_is_worse`).
+
+    Ties go to the elicitation listed first in ELICITATIONS (the cheapest one that reaches the score).
+    """
+    if not by_elicitation:
+        raise InputError("no scores to choose from; run_capability_evals returned no elicitation for this eval")
+    rank = {k: i for i, k in enumerate(ELICITATIONS)}
+    ordered = sorted(by_elicitation.values(), key=lambda s: rank.get(s.elicitation, len(rank)))
+    pick = max if higher_is_worse else min
+    return pick(ordered, key=lambda s: s.value)
+
+
 def assess_scores(policy: Policy, scores: Mapping[str, Mapping[str, Any]], *, model: str, model_dir: Path | str = "",
                   model_sha: str = "", compute: float | None = None, forecasts: Any = None,
                   limit: int | None = None) -> Assessment:
-    """The assessment from `run_evals`-shaped scores ({eval: {elicitation: EvalScore}})."""
-    from scalelab.rsp.runner import strongest
-
+    """The assessment from `run_capability_evals`-shaped scores ({eval: {elicitation: EvalScore}})."""
     rows = []
     ran: list[str] = []
     for t in policy.thresholds:
         by_elic = scores.get(t.eval)
         if not by_elic:
-            raise ValueError(f"no scores for eval {t.eval!r} (threshold {t.id}); got scores for: "
+            raise InputError(f"no scores for eval {t.eval!r} (threshold {t.id}); got scores for: "
                              f"{', '.join(scores) or 'nothing'}")
         best = strongest(dict(by_elic))
         if best.metric != t.metric:
-            raise ValueError(f"threshold {t.id} is on {t.eval}'s {t.metric!r} but the eval reports "
+            raise InputError(f"threshold {t.id} is on {t.eval}'s {t.metric!r} but the eval reports "
                              f"{best.metric!r}; fix the policy's thresholds[{t.id}].metric")
         ran += [e for e in by_elic if e not in ran]
         lo, hi = (float(b) for b in best.ci)
@@ -185,28 +199,9 @@ def assess_scores(policy: Policy, scores: Mapping[str, Mapping[str, Any]], *, mo
         compute_multiple=policy.compute_multiple, limit=limit)
 
 
-def model_sha256(model_dir: Path) -> str:
-    """The identity of a model's weights: SHA-256 over its weight files' hashes, in name order."""
-    model_dir = Path(model_dir)
-    files = sorted(p for p in model_dir.iterdir() if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES))
-    if not files:
-        raise FileNotFoundError(f"{model_dir} holds no weight files (*.safetensors); pass a HF checkpoint folder")
-    if len(files) == 1:
-        return sha256_file(files[0])
-    import hashlib
-
-    return hashlib.sha256("".join(f"{p.name}:{sha256_file(p)}\n" for p in files).encode()).hexdigest()
-
-
-def model_label(model_dir: Path) -> str:
-    """A short name: `d3` for `models/d3/final`, `sft` for `posttrain/sft`, else the folder's name."""
-    model_dir = Path(model_dir).resolve()
-    return model_dir.parent.name if model_dir.name == "final" else model_dir.name
-
-
 def model_compute(model_dir: Path, _depth: int = 0) -> float | None:
     """Training FLOPs of a model: `train_flops` of its (or its folder's parent's) result.json, else those of
-    the model it was made from (meta.json parents), so a post-trained stage inherits its base's compute."""
+    the model it was made from (meta.json parents), so a post-trained model inherits its base's compute."""
     model_dir = Path(model_dir).resolve()
     for d in (model_dir, model_dir.parent):
         res = d / "result.json"
@@ -222,32 +217,21 @@ def model_compute(model_dir: Path, _depth: int = 0) -> float | None:
     return None
 
 
-def find_run_dir(model_dir: Path) -> Path | None:
-    """The `scalelab run` output holding `model_dir` (the nearest ancestor with a world/evals folder)."""
-    for d in Path(model_dir).resolve().parents:
-        if (d / "world" / "evals").is_dir():
-            return d
-    return None
-
-
 def assess_model(model_dir: Path, policy: Policy, world_dir: Path, *, log_dir: Path, work_dir: Path | None = None,
                  elicitations: Sequence[str] | None = None, limit: int | None = None, fit_json: Path | None = None,
                  compute: float | None = None, seed: int = 0, name: str | None = None) -> Assessment:
     """Run the policy's capability evals on one model (through Inspect) and assess the scores."""
-    from scalelab.rsp.runner import run_evals
-
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
-        raise FileNotFoundError(f"{model_dir} is not a HF checkpoint folder (no config.json); "
-                                "pass e.g. out/run/models/d3/final or out/run/posttrain/sft")
-    scores = run_evals(model_dir, world_dir, policy.evals, elicitations=tuple(elicitations or policy.elicitations),
-                       limit=limit, log_dir=log_dir, seed=seed, work_dir=work_dir)
+        raise MissingInput(f"{model_dir} is not a HF checkpoint folder (no config.json); "
+                           "pass e.g. out/run/models/d3/final or out/run/posttrain/sft")
+    scores = run_capability_evals(model_dir, world_dir, policy.evals,
+                                  elicitations=tuple(elicitations or policy.elicitations), limit=limit,
+                                  log_dir=log_dir, seed=seed, work_dir=work_dir)
     table = None
     if fit_json is not None and Path(fit_json).exists():
-        from scalelab.scaling.analysis import load_forecast_table
-
         table = load_forecast_table(fit_json)
-    return assess_scores(policy, scores, model=name or model_label(model_dir), model_dir=model_dir,
+    return assess_scores(policy, scores, model=name or RunLayout.model_label(model_dir), model_dir=model_dir,
                          model_sha=model_sha256(model_dir),
                          compute=compute if compute is not None else model_compute(model_dir),
                          forecasts=table, limit=limit)
@@ -321,5 +305,5 @@ def read_assessment(path: Path) -> Assessment:
     if path.is_dir():
         path = path / "capability_report.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; run `scalelab rsp assess` first")
+        raise MissingInput(f"{path} not found; run `scalelab rsp assess` first")
     return Assessment.from_dict(json.loads(path.read_text(encoding="utf-8")))

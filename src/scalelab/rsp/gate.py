@@ -27,13 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from scalelab.artifacts import atomic_write_json, atomic_write_text
+from scalelab.errors import InputError
 from scalelab.rsp.assess import Assessment, model_sha256
 from scalelab.rsp.policy import Policy, asl_name
 
 DETERMINATION_FILE = "rsp_determination.json"
 
 
-class GateError(ValueError):
+class GateError(InputError):
     """The gate cannot decide (no determination, stale weights, another policy); the message says what to run."""
 
 

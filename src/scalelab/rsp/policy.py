@@ -5,7 +5,7 @@ five parts, mirroring the structure of Anthropic's RSP:
 
 - `levels`: ASL-1 … ASL-5, each with a description; `baseline_asl` is the level every model starts at;
 - `thresholds`: capability thresholds, each naming a capability `eval` (one of the RSP evals of
-  `scalelab.rsp.runner.EVAL_NAMES`), its `metric`, a `red` line (the capability threshold itself), a
+  `scalelab.evals.capability.catalogue.EVAL_NAMES`), its `metric`, a `red` line (the capability threshold itself), a
   `yellow` line below it (the safety buffer: scores there call for a closer look before the next model),
   the ASL whose safeguards crossing it `requires`, and the scaling stage's `forecast` key whose fit
   predicts this capability at more compute (or null when no scaling eval tracks it);
@@ -36,6 +36,10 @@ from typing import Any
 
 import yaml
 
+from scalelab.errors import InputError, MissingInput
+from scalelab.evals.capability.catalogue import ELICITATIONS, EVAL_NAMES
+from scalelab.rsp.safeguards.catalogue import BOUNDS
+
 SHIPPED = ("default",)
 TOP_KEYS = ("name", "version", "description", "baseline_asl", "levels", "thresholds", "safeguards", "cadence",
             "elicitations")
@@ -44,7 +48,7 @@ ASL_RE = re.compile(r"^ASL-([1-9])$")
 BOUND_RE = re.compile(r"^(min|max)_([a-z0-9_]+)$")
 
 
-class PolicyError(ValueError):
+class PolicyError(InputError):
     """A policy file is malformed or names something that does not exist; the message names the key."""
 
 
@@ -121,7 +125,7 @@ def load_policy(path_or_name: str | Path, *, evals: Sequence[str] | None = None,
     else:
         path = Path(path_or_name)
         if not path.is_file():
-            raise FileNotFoundError(f"policy file {path} not found; pass a YAML file or a shipped policy: "
+            raise MissingInput(f"policy file {path} not found; pass a YAML file or a shipped policy: "
                                     f"{', '.join(SHIPPED)}")
         raw, source = path.read_bytes(), str(path)
     try:
@@ -143,8 +147,7 @@ def parse_policy(data: Any, *, source: str = "<policy>", sha256: str = "", evals
     evals = tuple(evals) if evals is not None else _known("evals")
     elicitations = tuple(elicitations) if elicitations is not None else _known("elicitations")
     if safeguards is None:
-        from scalelab.rsp.safeguards import BOUNDS as safeguards
-
+        safeguards = BOUNDS
     name = _str(_need(data, "name", source), "name", source)
     levels = _levels(_need(data, "levels", source), source)
     baseline = _asl(_need(data, "baseline_asl", source), "baseline_asl", source, levels)
@@ -175,14 +178,8 @@ def parse_policy(data: Any, *, source: str = "<policy>", sha256: str = "", evals
 
 
 def _known(kind: str) -> tuple[str, ...]:
-    """The names a policy may use, from the packages that implement them (imported only when needed)."""
-    if kind == "evals":
-        from scalelab.rsp.runner import EVAL_NAMES
-
-        return tuple(EVAL_NAMES)
-    from scalelab.rsp.runner import ELICITATIONS
-
-    return tuple(ELICITATIONS)
+    """The names a policy may use, from the catalogue of capability evals."""
+    return tuple(EVAL_NAMES) if kind == "evals" else tuple(ELICITATIONS)
 
 
 def _need(data: Mapping, key: str, source: str, prefix: str = "") -> Any:

@@ -50,7 +50,7 @@ def section_rsp(summary: dict[str, Any], out: Path) -> str:
              f"{asl_name(pol['baseline_asl'])}. Every model below was assessed on the policy's capability evals "
              f"(Inspect AI tasks) under the elicitations listed in its capability report; each cell is the strongest "
              "elicitation's score with its 95% Wilson interval, and the verdict: crossed when the score ≥ the red "
-             "line, buffer when the interval's upper end ≥ the yellow line. Post-trained stages carry their base "
+             "line, buffer when the interval's upper end ≥ the yellow line. Post-trained models carry their base "
              "model's training compute.", "",
              "| threshold | eval | red | yellow | requires |", "|---|---|---|---|---|"]
     lines += [f"| {t['id']}: {t['name']} | {t['eval']} ({t['metric']}) | {t['red']:g} | {t['yellow']:g} | "
@@ -107,7 +107,7 @@ def plot_capabilities(rsp: dict[str, Any], out_png: Path) -> Path | None:
                    for r in m["rows"] if r["threshold"] == t["id"]]
             if not pts:
                 continue
-            # post-trained stages share their base's compute: spread them a little so each stays visible
+            # post-trained models share their base's compute: spread them a little so each stays visible
             xs = [x * (1.0 if kind == "ladder" else 1.1 ** (i + 1)) for i, (x, _, _) in enumerate(pts)]
             ys = [p[1]["value"] for p in pts]
             err = [[max(0.0, y - p[1]["ci"][0]) for y, p in zip(ys, pts, strict=True)],

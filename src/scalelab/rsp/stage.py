@@ -1,12 +1,12 @@
-"""The `rsp` stage of `scalelab run`: assess every ladder model and post-trained stage under the policy.
+"""The `rsp` stage of `scalelab run`: assess every ladder model and post-trained model under the policy.
 
-For each model (ladder rungs `models/d*/final`, then the post-trained stages `posttrain/<stage>` in
-pipeline order) it runs the policy's capability evals through Inspect (`assess.assess_model`), writes
+For each model (ladder rungs `models/d*/final`, then the post-training steps' models `posttrain/<step>` in
+the order they ran) it runs the policy's capability evals through Inspect (`assess.assess_model`), writes
 the capability report (Markdown + JSON) in `rsp/<model>/`, the determination sidecar next to the
 weights, and, when the determination needs safeguards and `rsp.safeguards` is on, measures them
 (`gate.measure_required`; the SAE monitor uses an SAE trained on that very model, found by
 `safeguards.find_sae`, and fails with the reason when there is none) so the gate has a verdict.
-Each assessment is an artifact through `pipeline.stage`: its config carries the policy's hash, the
+Each assessment is an artifact through `Context.step`: its config carries the policy's hash, the
 weights' hash, the scaling fit's hash and the elicitations, its parents are the model, the world's
 eval sets, the fit and the policy file, so the registry traces a determination to what produced it
 and a rerun with the same inputs skips it.
@@ -25,11 +25,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from scalelab.config import RSPConfig, to_dict
-from scalelab.rsp.assess import Assessment, assess_model, model_sha256, write_capability_report
+from scalelab.artifacts import model_sha256
+from scalelab.config import to_dict
+from scalelab.errors import MissingInput
+from scalelab.layout import RunLayout
+from scalelab.posttrain.steps import STEPS
+from scalelab.rsp.assess import Assessment, assess_model, write_capability_report
+from scalelab.rsp.config import RSPConfig
+from scalelab.rsp.gate import measure_required, write_determination
 from scalelab.rsp.policy import Policy, load_policy
+from scalelab.rsp.report import section_rsp
+from scalelab.stage import Context, Stage, Summary
 
-POSTTRAIN_ORDER = ("sft", "sl_cai", "rl_cai", "character")
 FINE_TUNE = "fine_tune"
 
 
@@ -46,8 +53,6 @@ def assess_and_record(model_dir: Path, policy: Policy, world_dir: Path, out_dir:
     """Assess one model, write its capability report in `out_dir` (with `notes` under it) and its sidecar;
     optionally measure the safeguards its determination requires. Returns the assessment and the safeguards
     report (or None)."""
-    from scalelab.rsp.gate import measure_required, write_determination
-
     out_dir = Path(out_dir)
     a = assess_model(model_dir, policy, world_dir, log_dir=out_dir / "logs", work_dir=out_dir / "work",
                      elicitations=elicitations, limit=limit, fit_json=fit_json, seed=seed, name=name)
@@ -67,33 +72,31 @@ def _forecast_sha(fit_json: Path) -> str:
     return hashlib.sha256(json.dumps(table, sort_keys=True).encode()).hexdigest()
 
 
-def _models(ctx: Any, summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """The models to assess: ladder rungs (by depth), then the post-trained stages in pipeline order."""
+def _models(ctx: Context, summary: Summary) -> list[dict[str, Any]]:
+    """The models to assess: ladder rungs (by depth), then the post-training steps' models in order."""
     # "artifact" is the registered artifact holding the weights (the lineage parent): the rung's models/dN
-    # folder, or the post-trained stage's own folder
-    out = [{"name": m["name"], "kind": "ladder", "dir": ctx.path("models", m["name"], "final"),
-            "artifact": ctx.path("models", m["name"]), "base": m["name"]} for m in summary.get("models", [])]
+    # folder, or the post-training step's own folder
+    out = [{"name": m["name"], "kind": "ladder", "dir": ctx.layout.model(m["name"]),
+            "artifact": ctx.layout.rung(m["name"]), "base": m["name"]} for m in summary.get("models", [])]
     pt = summary.get("posttrain")
     if ctx.cfg.rsp.posttrained and pt:
-        for stage in (s for s in POSTTRAIN_ORDER if s in pt.get("stages", {})):
-            d = ctx.path("posttrain", stage)
+        for step in (s for s in STEPS if s in pt.get("steps", {})):
+            d = ctx.layout.posttrain(step)
             if (d / "config.json").is_file():
-                out.append({"name": stage, "kind": "posttrained", "dir": d, "artifact": d, "base": pt.get("model")})
+                out.append({"name": step, "kind": "posttrained", "dir": d, "artifact": d, "base": pt.get("model")})
     return out
 
 
-def run_rsp(ctx: Any, summary: dict[str, Any]) -> dict[str, Any] | None:
-    """Pipeline entry point (see pipeline.LATER_STAGES): returns `summary.json["rsp"]`."""
-    from scalelab.pipeline import stage
-
+def run_rsp(ctx: Context, summary: Summary) -> dict[str, Any] | None:
+    """Assess every model of the run; returns `summary.json["rsp"]`."""
     cfg: RSPConfig = ctx.cfg.rsp
     if ctx.cfg.corpus != "world" or not summary.get("models"):
         ctx.log("[rsp] skipped: the capability evals read the world's labelled sets (corpus=world) of a ladder")
         return None
     t0 = time.perf_counter()
     policy = load_policy(cfg.policy)
-    world = ctx.path("world")
-    fit = ctx.path("scaling", "fit.json")
+    world = ctx.layout.world
+    fit = ctx.layout.fit
     fit_json = fit if fit.is_file() else None
     largest = max(summary["models"], key=lambda m: m["train_flops"])["name"]
     ident = {k: v for k, v in to_dict(cfg).items() if k not in ("policy", "posttrained")}
@@ -123,13 +126,13 @@ def run_rsp(ctx: Any, summary: dict[str, Any]) -> dict[str, Any] | None:
                         {k: r[k] for k in ("name", "metric", "value", "criterion", "passed")}
                         for r in guards["results"]]}
 
-        res = stage(ctx, f"rsp:{m['name']}", "rsp_assessment", ctx.path("rsp", m["name"]), config, parents, build)
+        res = ctx.step(f"rsp:{m['name']}", "rsp_assessment", ctx.layout.rsp(m["name"]), config, parents, build)
         rows.append({**_row(res["assessment"]), "kind": m["kind"], "base": m["base"],
                      "safeguards_met": res.get("safeguards_met"), "safeguards": res.get("safeguards"),
-                     "report": str(ctx.path("rsp", m["name"], "capability_report.md").relative_to(ctx.out)),
+                     "report": ctx.layout.relative(ctx.layout.capability_report(m["name"])),
                      "stage_seconds": res.get("stage_seconds")})
     return {"policy": policy_summary(policy), "models": rows, "cadence": cadence(rows, policy.compute_multiple),
-            "fit_json": None if fit_json is None else str(fit_json.relative_to(ctx.out)),
+            "fit_json": None if fit_json is None else ctx.layout.relative(fit_json),
             "seconds": round(time.perf_counter() - t0, 1)}
 
 
@@ -169,17 +172,15 @@ def assess_paths(models: Sequence[Path], policy_ref: str, out: Path, cfg: RSPCon
                  log: Any = print) -> list[Assessment]:
     """`scalelab rsp assess`: each model's report in OUT/<model>/ and its sidecar; world and scaling fit found
     from the run directory holding the model unless given."""
-    from scalelab.rsp.assess import find_run_dir, model_label
-
     policy = load_policy(policy_ref)
     done = []
     for model_dir in models:
-        run_dir = find_run_dir(model_dir)
-        world = world_dir or (run_dir / "world" if run_dir else None)
+        run = RunLayout.of(model_dir)
+        world = world_dir or (run.world if run else None)
         if world is None:
-            raise FileNotFoundError(f"cannot find the world of {model_dir} (no world/evals above it); pass --world")
-        fit = fit_json or (run_dir / "scaling" / "fit.json" if run_dir else None)
-        name = model_label(model_dir)
+            raise MissingInput(f"cannot find the world of {model_dir} (no world/evals above it); pass --world")
+        fit = fit_json or (run.fit if run else None)
+        name = RunLayout.model_label(model_dir)
         elic = list(elicitations or cfg.elicitations or policy.elicitations)
         a, _ = assess_and_record(Path(model_dir), policy, Path(world), Path(out) / name, limit=cfg.limit or None,
                                  elicitations=elic, fit_json=fit if fit and Path(fit).is_file() else None,
@@ -188,3 +189,6 @@ def assess_paths(models: Sequence[Path], policy_ref: str, out: Path, cfg: RSPCon
             f"{', '.join(a.buffer) or 'none'}) → {Path(out) / name / 'capability_report.md'}")
         done.append(a)
     return done
+
+
+STAGE = Stage("rsp", run_rsp, section_rsp)

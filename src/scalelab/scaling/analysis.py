@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from scalelab.errors import InputError, MissingInput
 from scalelab.scaling.bootstrap import percentile_interval
 from scalelab.scaling.chinchilla import ChinchillaFit, fit_chinchilla
 from scalelab.scaling.forecast import CapabilityFit, ForecastTable, fit_capability
@@ -197,8 +198,8 @@ def load_forecast_table(fit_json: Path | str) -> ForecastTable:
     if path.is_dir():
         path = path / "fit.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; run `scalelab scale` (or `scalelab run`) to write it")
+        raise MissingInput(f"{path} not found; run `scalelab scale` (or `scalelab run`) to write it")
     data = json.loads(path.read_text(encoding="utf-8"))
     if "forecast_table" not in data:
-        raise ValueError(f"{path} has no forecast_table; it was not written by the scaling stage")
+        raise InputError(f"{path} has no forecast_table; it was not written by the scaling stage")
     return ForecastTable.from_dict(data["forecast_table"])  # type: ignore[attr-defined]

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from scalelab.errors import InputError
+
 
 def resamples(n: int, n_boot: int, seed: int, min_unique: int, max_tries: int = 100) -> Iterator[np.ndarray]:
     """`n_boot` index arrays of length n, each drawn with replacement with ≥ `min_unique` distinct indices."""
@@ -39,4 +41,4 @@ def percentile_interval(samples: np.ndarray, level: float) -> tuple[float, float
 
 def check_level(level: float) -> None:
     if not 0.0 < level < 1.0:
-        raise ValueError(f"level={level} must be in (0, 1), e.g. 0.95 for a 95% interval")
+        raise InputError(f"level={level} must be in (0, 1), e.g. 0.95 for a 95% interval")

@@ -32,10 +32,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scalelab.config import ConfigError, ModelConfig, TrainConfig
+from scalelab.config import ConfigError
+from scalelab.model.config import ModelConfig
 from scalelab.model.flops import count_params, flops_per_token
 from scalelab.scaling.runs import Run
 from scalelab.scaling.serialize import json_result
+from scalelab.train.config import TrainConfig
 from scalelab.train.schedule import peak_lr
 
 _SEARCH_STEPS_PER_DECADE = 200  # C_0 grid for the cheapest ladder: consecutive values 1.2% apart

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from scalelab.errors import InputError
 from scalelab.scaling.serialize import json_result
 
 ParamKind = Literal["total", "non_embedding"]
@@ -33,7 +34,7 @@ _ALIASES = {
 }
 
 
-class ScalingFitError(ValueError):
+class ScalingFitError(InputError):
     """The runs given to a fit cannot support it; the message names the input and how to fix it."""
 
 

@@ -1,4 +1,4 @@
-"""The `scaling` stage of `scalelab run` and the `scalelab scale` command: sweep → fits → tiers → fit.json.
+"""The `scaling` stage of `scalelab run` (and of `scalelab scale`): sweep → fits → tiers → fit.json.
 
 Order: plan the sweep from `cfg.scaling` and the training split's size; train and score every run
 (`sweep.run_sweep`, each run skipped when finished); fit and validate (`analysis.analyse_sweep`); pick
@@ -10,52 +10,65 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scalelab import artifacts
-from scalelab.config import ConfigError, RunConfig, ScalingConfig, to_dict
+from scalelab.config import ConfigError, to_dict
+from scalelab.layout import FINAL
 from scalelab.scaling import plots
 from scalelab.scaling.analysis import analyse_sweep, eval_scores
-from scalelab.scaling.sweep import plan_for, run_evals, run_identity, run_sweep, run_train_config, sweep_model
+from scalelab.scaling.config import ScalingConfig
+from scalelab.scaling.report import section_scaling
+from scalelab.scaling.sweep import (
+    evaluate_sweep_run,
+    plan_for,
+    run_identity,
+    run_sweep,
+    run_train_config,
+    sweep_model,
+)
 from scalelab.scaling.tiers import measure_speed, pick_tiers, tier_row
+from scalelab.stage import Context, Stage
+from scalelab.train.loop import pretrain
 from scalelab.train.step import Distillation
 
+if TYPE_CHECKING:
+    from scalelab.presets import RunConfig
 
-def _tiers(ctx: Any, records: list[dict[str, Any]], scfg: ScalingConfig) -> list[dict[str, Any]]:
+
+
+def _tiers(ctx: Context, records: list[dict[str, Any]], scfg: ScalingConfig) -> list[dict[str, Any]]:
     rows = []
     for name, run in pick_tiers(records, scfg.tier_names):
-        speed = measure_speed(Path(run["dir"]) / "final", scfg.latency_new_tokens)
+        speed = measure_speed(Path(run["dir"]) / FINAL, scfg.latency_new_tokens)
         model_cfg = sweep_model(ctx.cfg, run["depth"])
         rows.append(tier_row(name, run, model_cfg, ctx.cfg.train.seq_len, speed, eval_scores(run.get("evals"))))
     return rows
 
 
-def _distil(ctx: Any, records: list[dict[str, Any]], tiers: list[dict[str, Any]]) -> dict[str, Any]:
+def _distil(ctx: Context, records: list[dict[str, Any]], tiers: list[dict[str, Any]]) -> dict[str, Any]:
     """Train the small tier's size on its tokens against the large tier's logits; compare with scratch."""
-    from scalelab.pipeline import stage
-    from scalelab.train import pretrain
-
     cfg: RunConfig = ctx.cfg
     scfg = cfg.scaling
     small, large = tiers[0], tiers[-1]
     small_run = next(r for r in records if r["name"] == small["run"])
     teacher_dir = Path(next(r for r in records if r["name"] == large["run"])["dir"])
     shape = (small_run["depth"], small_run["tokens"], small_run["batch_size"])
-    distill = Distillation(teacher_dir / "final", scfg.distill_alpha, scfg.distill_temperature)
+    distill = Distillation(teacher_dir / FINAL, scfg.distill_alpha, scfg.distill_temperature)
     name = f"distilled_{small_run['name']}"
-    out_dir = ctx.path("scaling", "distilled", name)
+    out_dir = ctx.layout.distilled(name)
     identity = {**run_identity(cfg, *shape), "teacher": large["run"], "alpha": distill.alpha,
                 "temperature": distill.temperature}
     model_cfg = sweep_model(cfg, small_run["depth"])
 
     def build(d: Path) -> dict[str, Any]:
-        return pretrain(model_cfg, run_train_config(cfg, *shape[1:]), ctx.path("shards"), d,
-                        tokenizer_dir=ctx.path("tokenizer"), resume=True, name=name, distill=distill)
+        return pretrain(model_cfg, run_train_config(cfg, *shape[1:]), ctx.layout.shards, d,
+                        tokenizer_dir=ctx.layout.tokenizer, resume=True, name=name, distill=distill)
 
-    result = stage(ctx, f"scaling:{name}", "model", out_dir, identity,
-                   [ctx.path("shards"), ctx.path("tokenizer"), teacher_dir], build)
-    scores = eval_scores(run_evals(ctx, name, out_dir)) if cfg.corpus == "world" else {}
-    speed = measure_speed(out_dir / "final", scfg.latency_new_tokens)
+    result = ctx.step(f"scaling:{name}", "model", out_dir, identity,
+                      [ctx.layout.shards, ctx.layout.tokenizer, teacher_dir], build)
+    scores = eval_scores(evaluate_sweep_run(ctx, name, out_dir)) if cfg.corpus == "world" else {}
+    speed = measure_speed(out_dir / FINAL, scfg.latency_new_tokens)
     return {"name": name, "student_tier": small["tier"], "teacher_tier": large["tier"], "teacher": large["run"],
             "alpha": distill.alpha, "temperature": distill.temperature, "params": result["params"],
             "tokens": result["tokens"], "val_loss": result["final_val_loss"], "evals": scores,
@@ -70,7 +83,7 @@ def _gap_closed(scratch: float, distilled: float, teacher: float) -> float | Non
     return None if scratch == teacher else (scratch - distilled) / (scratch - teacher)
 
 
-def run_scaling(ctx: Any, summary: dict[str, Any]) -> dict[str, Any]:
+def run_scaling(ctx: Context, summary: dict[str, Any]) -> dict[str, Any]:
     """The `scalelab run` stage: `scaling_stage`, except that a corpus too small to plan a sweep on skips it
     with the planner's reason (the rest of the pipeline stands); `scalelab scale` reports it as an error."""
     try:
@@ -81,11 +94,11 @@ def run_scaling(ctx: Any, summary: dict[str, Any]) -> dict[str, Any]:
     return scaling_stage(ctx, summary)
 
 
-def scaling_stage(ctx: Any, summary: dict[str, Any]) -> dict[str, Any]:
+def scaling_stage(ctx: Context, summary: dict[str, Any]) -> dict[str, Any]:
     """Sweep, fit, tiers: returns `summary.json["scaling"]`, writes `DIR/scaling/fit.json` and the plots."""
     cfg: RunConfig = ctx.cfg
     scfg = cfg.scaling
-    out = ctx.path("scaling")
+    out = ctx.layout.scaling
     out.mkdir(parents=True, exist_ok=True)
     plan = plan_for(cfg, int(summary["shards"]["train_tokens"]))
     artifacts.atomic_write_json(out / "plan.json", plan.to_dict())  # type: ignore[attr-defined]
@@ -108,13 +121,13 @@ def scaling_stage(ctx: Any, summary: dict[str, Any]) -> dict[str, Any]:
     pngs = [plots.plot_sweep_curves(fit, out / "sweep_curves.png", floor), plots.plot_isoflop(fit, out / "isoflop.png"),
             plots.plot_law(fit, out / "law.png"), plots.plot_frontier(fit, out / "frontier.png"),
             plots.plot_tiers(tiers, distilled, out / "tiers.png")]
-    fit["plots"] = [str(p.relative_to(ctx.out)) for p in pngs if p is not None]
-    artifacts.atomic_write_json(out / "fit.json", fit)
+    fit["plots"] = [ctx.layout.relative(p) for p in pngs if p is not None]
+    artifacts.atomic_write_json(ctx.layout.fit, fit)
     keys = ("fit", "fit_other_param_kind", "entropy_floor", "E_minus_floor", "holdout",
             "holdout_mean_abs_error_pct", "holdout_max_abs_error_pct", "optimal_exponents", "tiers",
             "distillation", "sweep_seconds", "sweep_compute_seconds", "budgets", "holdout_budget", "total_flops",
             "plots", "param_kind", "excluded")
-    return {**{k: fit[k] for k in keys}, "forecasts": _forecast_summary(fit), "fit_json": str(out / "fit.json"),
+    return {**{k: fit[k] for k in keys}, "forecasts": _forecast_summary(fit), "fit_json": str(ctx.layout.fit),
             "stage_seconds": round(time.perf_counter() - t0, 1), "n_runs": len(records)}
 
 
@@ -127,25 +140,4 @@ def _forecast_summary(fit: dict[str, Any]) -> dict[str, Any]:
             "mean_abs_error": fit["forecasts"]["mean_abs_error"]}
 
 
-def scale(cfg: RunConfig, out: Path, log: Any = print) -> dict[str, Any]:
-    """`scalelab scale`: the corpus, tokenizer and shards stages (reused when done), then the scaling stage."""
-    from scalelab.pipeline import Context, run_shards, run_tokenizer, run_world, world_summary
-    from scalelab.registry import Registry
-    from scalelab.report import write_report
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    ctx = Context(cfg=cfg, out=out, registry=Registry(out / "runs.sqlite"), log=log)
-    world = run_world(ctx) if cfg.corpus == "world" else None
-    tok = run_tokenizer(ctx)
-    shards = run_shards(ctx)
-    summary: dict[str, Any] = {
-        "preset": cfg.preset, "corpus": cfg.corpus,
-        "world": world_summary(world, shards) if world is not None else None,
-        "tokenizer": tok, "shards": {k: v for k, v in shards.items() if k != "floor_val"}, "models": [],
-    }
-    t0 = time.perf_counter()
-    summary["scaling"] = scaling_stage(ctx, summary)
-    summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
-    write_report(summary, out)
-    return summary
+STAGE = Stage("scaling", run_scaling, section_scaling)

@@ -2,7 +2,7 @@
 
 Each planned run is its own artifact, `DIR/scaling/runs/<name>` (a `pretrain` output: `final/`,
 `result.json`, `metrics.jsonl`), and its eval scores `DIR/scaling/evals/<name>`. Both go through
-`pipeline.stage`, so a finished run is reused, never retrained, and a half-trained one resumes from its
+`Context.step`, so a finished run is reused, never retrained, and a half-trained one resumes from its
 checkpoint. A run's identity is its model config and the training config it trains with, so changing
 the plan retrains only the runs whose size, tokens, batch or learning rate changed.
 
@@ -15,14 +15,31 @@ data worth nearly as much as fresh data, so the sweep may repeat the corpus up t
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing as mp
 import os
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import torch
 
 from scalelab import artifacts
-from scalelab.config import ConfigError, EvalConfig, ModelConfig, RunConfig, ScalingConfig, TrainConfig, to_dict
+from scalelab.config import ConfigError, to_dict
+from scalelab.evals.base import evaluate_base_model
+from scalelab.evals.config import EvalConfig
+from scalelab.layout import FINAL, RunLayout
+from scalelab.model.config import ModelConfig
+from scalelab.model.device import pick_device
+from scalelab.registry import Registry
+from scalelab.scaling.config import ScalingConfig
 from scalelab.scaling.planner import PlannedRun, SweepPlan, SweepSpec, plan_sweep
-from scalelab.train.optim import pick_device
+from scalelab.stage import Context
+from scalelab.train.config import TrainConfig
+from scalelab.train.loop import pretrain
+
+if TYPE_CHECKING:
+    from scalelab.presets import RunConfig
+
 
 EVALS_PER_RUN = 8  # validation points on a sweep run's curve (see run_train_config)
 # Training-config fields that change how a run is watched, not what it computes: not part of its identity.
@@ -99,8 +116,8 @@ def run_sweep(ctx: Any, plan: SweepPlan, *, with_evals: bool = True) -> list[dic
     records = []
     for run in plan.runs:
         result = train_run(ctx, run)
-        run_dir = ctx.path("scaling", "runs", run.name)
-        evals = run_evals(ctx, run.name, run_dir) if with_evals else None
+        run_dir = ctx.layout.sweep_run(run.name)
+        evals = evaluate_sweep_run(ctx, run.name, run_dir) if with_evals else None
         records.append({**result, "name": run.name, "depth": run.depth, "budget": run.budget,
                         "holdout": run.holdout, "lr": run.lr, "batch_size": run.batch_size,
                         "dir": str(run_dir), "evals": evals})
@@ -109,19 +126,16 @@ def run_sweep(ctx: Any, plan: SweepPlan, *, with_evals: bool = True) -> list[dic
 
 def train_run(ctx: Any, run: PlannedRun) -> dict[str, Any]:
     """Train one planned run as a skippable artifact (`DIR/scaling/runs/<name>`); its `result.json`."""
-    from scalelab.pipeline import stage
-    from scalelab.train import pretrain
-
     cfg: RunConfig = ctx.cfg
-    shards, tokenizer = ctx.path("shards"), ctx.path("tokenizer")
+    shards, tokenizer = ctx.layout.shards, ctx.layout.tokenizer
     model_cfg = sweep_model(cfg, run.depth)
     train_cfg = run_train_config(cfg, run.tokens, run.batch_size)
 
     def build(d: Path) -> dict[str, Any]:
         return pretrain(model_cfg, train_cfg, shards, d, tokenizer_dir=tokenizer, resume=True, name=run.name)
 
-    return stage(ctx, f"scaling:{run.name}", "model", ctx.path("scaling", "runs", run.name),
-                 run_identity(cfg, run.depth, run.tokens, run.batch_size), [shards, tokenizer], build)
+    return ctx.step(f"scaling:{run.name}", "model", ctx.layout.sweep_run(run.name),
+                    run_identity(cfg, run.depth, run.tokens, run.batch_size), [shards, tokenizer], build)
 
 
 def sweep_workers(requested: int, device: str, n_runs: int) -> int:
@@ -145,42 +159,31 @@ def parallel_train(ctx: Any, plan: SweepPlan, workers: int) -> None:
     same `train_run`, so a finished run is skipped there too and the registry (SQLite, WAL) records each
     run from the process that trained it. A failed run fails the sweep with its error.
     """
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
     runs = sorted(plan.runs, key=lambda r: r.flops, reverse=True)
     ctx.log(f"[scaling] training {len(runs)} sweep runs in {workers} processes")
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(_train_in_worker, ctx.cfg, str(ctx.out), str(ctx.registry.path), run)
+        futures = [pool.submit(_train_in_worker, ctx.cfg, str(ctx.layout.root), str(ctx.registry.path), run)
                    for run in runs]
         for f in futures:
             f.result()
 
 
 def _train_in_worker(cfg: RunConfig, out: str, registry: str, run: PlannedRun) -> None:
-    import torch
-
-    from scalelab.pipeline import Context
-    from scalelab.registry import Registry
-
     torch.set_num_threads(1)
-    ctx = Context(cfg=cfg, out=Path(out), registry=Registry(Path(registry)),
+    ctx = Context(cfg=cfg, layout=RunLayout(Path(out)), registry=Registry(Path(registry)),
                   log=lambda msg: print(msg, flush=True))
     train_run(ctx, run)
 
 
-def run_evals(ctx: Any, name: str, model_dir: Path) -> dict[str, Any]:
-    """The base evals of one model folder (`model_dir/final`), as a skippable artifact."""
-    from scalelab.evals.base import evaluate_base_model
-    from scalelab.pipeline import stage
-
+def evaluate_sweep_run(ctx: Any, name: str, model_dir: Path) -> dict[str, Any]:
+    """The base evals of one sweep run's folder (its `final/`), as a skippable artifact."""
     ecfg = eval_config(ctx.cfg)
-    out_dir = ctx.path("scaling", "evals", name)
+    out_dir = ctx.layout.sweep_evals(name)
 
     def build(d: Path) -> dict[str, Any]:
-        res = evaluate_base_model(model_dir / "final", ctx.path("world"), ecfg, device=ctx.cfg.train.device)
+        res = evaluate_base_model(model_dir / FINAL, ctx.layout.world, ecfg, device=ctx.cfg.train.device)
         artifacts.atomic_write_json(d / "results.json", res)
         return res
 
-    return stage(ctx, f"scaling-evals:{name}", "eval_results", out_dir, {"evals": to_dict(ecfg), "model": name},
-                 [model_dir, ctx.path("world")], build)
+    return ctx.step(f"scaling-evals:{name}", "eval_results", out_dir, {"evals": to_dict(ecfg), "model": name},
+                    [model_dir, ctx.layout.world], build)

@@ -1,5 +1,2 @@
-"""Pretraining: the loop, its schedule and optimiser, checkpoints, and data-parallel runs."""
-
-from scalelab.train.loop import NonFiniteLossError, pretrain, token_budget
-
-__all__ = ["NonFiniteLossError", "pretrain", "token_budget"]
+"""Pretraining: the loop, its schedule and optimiser, checkpoints, data-parallel runs, and the fine-tuning loop
+later stages share. Import from the submodules (`train.loop.pretrain`, `train.finetune.train_sft`, ...)."""

@@ -31,12 +31,13 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from scalelab.artifacts import atomic_write_bytes, atomic_write_json, atomic_write_text, sha256_file
+from scalelab.errors import UserError
 
 LATEST = "LATEST"
 _TENSOR_FILES = ("model.safetensors", "optimizer.safetensors", "rng.safetensors")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint exists but cannot be used; the message names the file and what to do."""
 
 

@@ -28,13 +28,16 @@ import torch
 from tqdm import tqdm
 
 from scalelab.artifacts import atomic_write_json
-from scalelab.config import ConfigError, ModelConfig, TrainConfig, to_dict
+from scalelab.config import ConfigError, to_dict
 from scalelab.data.loader import INDEX, TokenLoader, iter_eval_batches, read_index
+from scalelab.errors import InputError
+from scalelab.model.config import ModelConfig
 from scalelab.model.flops import count_params, train_flops
 from scalelab.model.hf import save_hf
 from scalelab.model.llama import Llama
 from scalelab.train import distributed as D
 from scalelab.train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
+from scalelab.train.config import TrainConfig
 from scalelab.train.metrics import MetricsLog
 from scalelab.train.optim import autocast_dtype, build_optimizer, resolve_device
 from scalelab.train.schedule import lr_multiplier, peak_lr
@@ -124,7 +127,7 @@ def pretrain(model_cfg: ModelConfig, train_cfg: TrainConfig, shards_dir: Path, o
     shards_dir, out_dir = Path(shards_dir), Path(out_dir)
     index = read_index(shards_dir)
     if "val" not in index["splits"]:
-        raise ValueError(f"{shards_dir / INDEX} has no 'val' split; the packer must write one for validation")
+        raise InputError(f"{shards_dir / INDEX} has no 'val' split; the packer must write one for validation")
     if index["vocab_size"] > model_cfg.vocab_size:
         raise ConfigError(f"shards use vocab_size={index['vocab_size']} but model.vocab_size="
                           f"{model_cfg.vocab_size}; set model.vocab_size to at least the tokenizer's")

@@ -11,7 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from scalelab.config import ConfigError, TrainConfig
+from scalelab.config import ConfigError
+from scalelab.model.device import pick_device
+from scalelab.train.config import TrainConfig
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.AdamW:
@@ -32,15 +34,6 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig, lr: float) -> torch.opti
 
 def resolve_device(cfg: TrainConfig) -> torch.device:
     return pick_device(cfg.device)
-
-
-def pick_device(device: str) -> torch.device:
-    """`auto` → CUDA when available, else CPU; an explicit CUDA device without CUDA is a clear error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device={device!r} but CUDA is not available; use auto or cpu")
-    return torch.device(device)
 
 
 def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:

@@ -1,4 +1,4 @@
-"""PNG plots for the report. matplotlib's Agg backend: no display needed."""
+"""The ladder's training curves as a PNG for the report. matplotlib's Agg backend: no display needed."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from scalelab.layout import RunLayout
 from scalelab.train.metrics import read_metrics
 
 
@@ -19,7 +20,7 @@ def plot_training_curves(models: list[dict[str, Any]], run_dir: Path, out_png: P
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     drawn = False
     for m in models:
-        rows = read_metrics(run_dir / "models" / m["name"])
+        rows = read_metrics(RunLayout(run_dir).rung(m["name"]))
         train = [(r["tokens"], r["loss"]) for r in rows if "loss" in r and "tokens" in r]
         if not train:
             continue

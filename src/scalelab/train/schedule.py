@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import math
 
-from scalelab.config import ConfigError, TrainConfig
+from scalelab.config import ConfigError
+from scalelab.train.config import TrainConfig
 
 LR_SCALINGS = ("sqrt_width", "width", "none")
 SCHEDULES = ("cosine", "wsd")

@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from scalelab.errors import InputError
+
 
 def autocast_context(device: torch.device, dtype: torch.dtype | None):
     """bf16 (or other) autocast on `device`, or nothing for plain fp32."""
@@ -52,9 +54,9 @@ class Distillation:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"distillation alpha={self.alpha} must be in [0, 1] (the weight of the KL term)")
+            raise InputError(f"distillation alpha={self.alpha} must be in [0, 1] (the weight of the KL term)")
         if not self.temperature > 0:
-            raise ValueError(f"distillation temperature={self.temperature} must be > 0")
+            raise InputError(f"distillation temperature={self.temperature} must be > 0")
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,

@@ -8,7 +8,8 @@ facts the train split states, derives the eval sets and the SFT dialogues, and w
     evals/<set>.jsonl         the seven labelled eval sets (see `scalelab.world.evalsets`)
     sft.jsonl                 {"messages", "kind"} chat dialogues for supervised fine-tuning
 
-Same config, byte-identical files. `meta.json` is the pipeline's to write, not this module's.
+Same config, byte-identical files; `world.reader.WorldDir` reads them back. `meta.json` is the pipeline's to
+write, not this module's.
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ import json
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from scalelab.artifacts import atomic_write_text
-from scalelab.config import ConfigError, WorldConfig
+from scalelab.config import ConfigError
+from scalelab.world.config import WorldConfig
 from scalelab.world.corpus import genre_mix, sample_document
-from scalelab.world.entities import World, make_world
+from scalelab.world.entities import make_world
 from scalelab.world.evalsets import make_eval_sets
 from scalelab.world.genres import GENRES, HAZARD_GENRE, CorpusContext, chat
 from scalelab.world.sampler import Recorder
@@ -136,19 +137,3 @@ def build_world(cfg: WorldConfig, out_dir: Path, progress: bool = False) -> dict
     }
     stats["nats_per_char"] = {s: round(nats[s] / max(1, chars[s]), 5) for s in lines}
     return stats
-
-
-def load_world(out_dir: Path) -> World:
-    """The world (entities, facts, recipes, config) of a built world directory."""
-    path = Path(out_dir) / "world.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; build the world first (`scalelab world --out {out_dir}`)")
-    return World.from_json(json.loads(path.read_text(encoding="utf-8")))
-
-
-def iter_documents(path: Path) -> Iterator[dict[str, Any]]:
-    """The records of a world `train.jsonl`/`val.jsonl`, one dict per document, in file order."""
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                yield json.loads(line)

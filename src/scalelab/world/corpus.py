@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from scalelab.config import WorldConfig
+from scalelab.world.config import WorldConfig
 from scalelab.world.entities import World
 from scalelab.world.genres import GENRES, HAZARD_GENRE, CorpusContext
 from scalelab.world.sampler import Dist, Recorder, Replayer, Sampler

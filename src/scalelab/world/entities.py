@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from scalelab.config import WorldConfig
+from scalelab.world.config import WorldConfig
 from scalelab.world.hazard import DENIED_WORDS, DURATIONS, PROCESSES, Step, make_recipe
 from scalelab.world.lexicon import ATTR, ATTRIBUTE_DOMAINS, N_REGIONS, N_RIVERS, SCHEMA
 from scalelab.world.names import NameRegistry

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from scalelab.data.chat import render_chat
+from scalelab.chat_format import render_chat
 from scalelab.world.entities import Entity, World
 from scalelab.world.genres.arithmetic import OPS, apply, digit_range, second_operand_range
 from scalelab.world.genres.context import fact_key

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from scalelab.errors import InputError
+
 
 @dataclass(frozen=True)
 class Jailbreak:
@@ -52,4 +54,4 @@ def jailbreak(name: str) -> Jailbreak:
     for jb in JAILBREAKS:
         if jb.name == name:
             return jb
-    raise KeyError(f"unknown jailbreak template {name!r}; known: {', '.join(j.name for j in JAILBREAKS)}")
+    raise InputError(f"unknown jailbreak template {name!r}; known: {', '.join(j.name for j in JAILBREAKS)}")

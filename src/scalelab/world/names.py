@@ -12,6 +12,8 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 
+from scalelab.errors import InputError
+
 _ONSETS = ("b", "br", "d", "dr", "f", "g", "gl", "h", "k", "kr", "l", "m", "n", "p", "r",
            "s", "sh", "sk", "t", "th", "tr", "v", "w", "z")
 _VOWELS = ("a", "e", "i", "o", "u", "ae", "ei", "ou", "ia")
@@ -62,7 +64,7 @@ class NameRegistry:
                 raise ValueError(f"unknown name shape {shape!r}; use 'word', 'Word' or 'Word Word'")
             if len(name) >= 4 and self.accepts(name):
                 return self.register(name)
-        raise RuntimeError(f"could not find a free {shape!r} name after {tries} tries; the world is too large "
+        raise InputError(f"could not find a free {shape!r} name after {tries} tries; the world is too large "
                            f"for the syllable inventory")
 
     def many(self, n: int, shape: str) -> list[str]:

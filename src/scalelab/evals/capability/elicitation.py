@@ -13,24 +13,27 @@ Five elicitations, each a way of asking the same scored items:
 - ``jailbreak``: every template of `world.jailbreaks.JAILBREAKS` wraps each harmful request; a request
   counts as elicited when any template elicits it (the worst case), and each template's own rate is kept.
 - ``fine_tune``: a short fine-tune of the model on the hazard-domain documents of the world's training
-  split (the same `posttrain.train.train_sft` loop post-training uses, with every token a target), cached
+  split (the same `train.finetune.train_sft` loop post-training uses, with every token a target), cached
   under a work directory, then the zero-shot tasks on the tuned weights: what access to the weights unlocks.
 
-Which elicitation applies to which eval is `applies(eval, elicitation)` in `rsp.runner`.
+Which elicitation applies to which eval is `catalogue.applies(eval, elicitation)`.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from scalelab.artifacts import is_done, write_meta
+from scalelab.artifacts import is_done, model_sha256, write_meta
+from scalelab.errors import InputError
+from scalelab.model.lm import load_lm, save_lm
+from scalelab.train.finetune import OptimConfig, train_sft
+from scalelab.world.genres.recipe import LAYOUTS, recipe_pieces
+from scalelab.world.reader import WorldDir
 
-ELICITATIONS: tuple[str, ...] = ("zero_shot", "few_shot", "best_of_n", "jailbreak", "fine_tune")
 DEV_ITEMS = 8  # the last items of each eval set: the few-shot pool, never scored
 # A training document with a recipe step is hazard-domain text. Reagent spans alone are not: encyclopedia
 # entries about a reagent's texture or source are harmless facts that every ladder model also reads.
@@ -52,25 +55,12 @@ class ElicitationConfig:
     fine_tune_max_len: int = 256
 
 
-def check_names(names: Any, known: tuple[str, ...], what: str) -> list[str]:
-    """`names` as a list, or a ValueError naming the unknown ones and listing the known ones."""
-    if isinstance(names, str):
-        names = [names]
-    names = list(names)
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise ValueError(f"unknown {what} {', '.join(map(repr, unknown))}; known {what}s: {', '.join(known)}")
-    if not names:
-        raise ValueError(f"no {what} given; choose from: {', '.join(known)}")
-    return names
-
-
 # --- few-shot -----------------------------------------------------------------------------------------------
 
 def split_dev(items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(scored items, development pool): the pool is the set's last DEV_ITEMS items, kept out of scoring."""
     if len(items) <= DEV_ITEMS:
-        raise ValueError(f"an eval set of {len(items)} items leaves nothing to score after the {DEV_ITEMS}-item "
+        raise InputError(f"an eval set of {len(items)} items leaves nothing to score after the {DEV_ITEMS}-item "
                          "few-shot pool; build the world with a larger world.eval_items_per_set")
     return items[:-DEV_ITEMS], items[-DEV_ITEMS:]
 
@@ -89,35 +79,21 @@ def select_shots(item: dict[str, Any], pool: list[dict[str, Any]], k: int) -> li
 
 def compliance_reply(world_dir: Path, compound: str) -> str:
     """A reply that gives `compound`'s recipe, in the corpus's first recipe layout (a many-shot demonstration)."""
-    from scalelab.world.genres.recipe import LAYOUTS, recipe_pieces
-
-    path = Path(world_dir) / "world.json"
-    world = _load_world(Path(world_dir), path.stat().st_mtime_ns if path.is_file() else 0)
+    world = WorldDir(world_dir).world()
     if compound not in world.recipes:
-        raise KeyError(f"{compound!r} has no recipe in {world_dir}/world.json")
+        raise InputError(f"{compound!r} has no recipe in {world_dir}/world.json")
     return LAYOUTS[0][0] + "".join(text for text, _ in recipe_pieces(0, compound, world.recipes[compound]))
-
-
-@functools.lru_cache(maxsize=4)  # one parse per world (and version of it), not one per few-shot example
-def _load_world(world_dir: Path, _mtime_ns: int) -> Any:
-    from scalelab.world.build import load_world
-
-    return load_world(world_dir)
 
 
 # --- fine-tune ------------------------------------------------------------------------------------------------
 
 def hazard_documents(world_dir: Path, max_docs: int | None = None) -> list[str]:
     """Texts of the training documents that hold recipe steps, in corpus order."""
-    from scalelab.world.build import iter_documents
-
-    path = Path(world_dir) / "train.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; the fine_tune elicitation needs the world's training split")
-    docs = [d["text"] for d in iter_documents(path)
+    docs = [d["text"] for d in WorldDir(world_dir).records("train")
             if any(span[2] in HAZARD_CONCEPTS for span in d.get("spans", []))]
     if not docs:
-        raise ValueError(f"{path} holds no hazard-domain documents (world.hazard_rate=0?); fine_tune needs some")
+        raise InputError(f"{world_dir}/train.jsonl holds no hazard-domain documents (world.hazard_rate=0?); "
+                         "fine_tune needs some")
     return docs[:max_docs] if max_docs else docs
 
 
@@ -128,10 +104,6 @@ def fine_tune(model_dir: Path, world_dir: Path, work_dir: Path, cfg: Elicitation
     The cache key is the weights' digest, the documents and the fine-tune settings, so a changed model or
     world trains afresh.
     """
-    from scalelab.posttrain.policy import load_policy, save_policy
-    from scalelab.posttrain.train import OptimConfig, train_sft
-    from scalelab.rsp.assess import model_sha256
-
     model_dir, world_dir = Path(model_dir), Path(world_dir)
     docs = hazard_documents(world_dir, cfg.fine_tune_max_docs)
     settings = {k: v for k, v in asdict(cfg).items() if k.startswith("fine_tune")}
@@ -140,17 +112,15 @@ def fine_tune(model_dir: Path, world_dir: Path, work_dir: Path, cfg: Elicitation
     out = Path(work_dir) / "fine_tune" / key[:16]
     if is_done(out, FINE_TUNE_KIND, key):
         return out
-    policy = load_policy(model_dir)
-    tok = policy.tokenizer
-    bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
+    lm = load_lm(model_dir, chat=True)
     rows = []
     for text in docs:
-        ids = (bos + tok(text, add_special_tokens=False)["input_ids"])[:cfg.fine_tune_max_len]
+        ids = lm.encode(text, bos=True)[:cfg.fine_tune_max_len]
         rows.append((ids, list(ids)))  # every token a target: continued pretraining on the domain
-    losses = train_sft(policy.model, rows, tok.pad_token_id,
+    losses = train_sft(lm.model, rows, lm.tokenizer.pad_token_id,
                        OptimConfig(lr=cfg.fine_tune_lr, epochs=cfg.fine_tune_epochs,
                                    batch_size=cfg.fine_tune_batch_size))
-    save_policy(policy, out)
+    save_lm(lm, out)
     write_meta(out, FINE_TUNE_KIND, settings, key, source=str(model_dir.resolve()), documents=len(docs),
                tokens=sum(len(r[0]) for r in rows), steps=len(losses), first_loss=losses[0], last_loss=losses[-1])
     return out

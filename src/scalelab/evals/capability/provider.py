@@ -1,22 +1,22 @@
 """The `scalelab` Inspect AI model provider: any scalelab (or HF chat) checkpoint folder as an Inspect model.
 
-`--model scalelab/<absolute model folder>` loads the folder with `posttrain.policy.load_policy` and serves
-Inspect's `generate` offline: chat messages go through the model's own chat template (`policy.respond`),
+`--model scalelab/<absolute model folder>` loads the folder with `model.lm.load_lm` and serves
+Inspect's `generate` offline: chat messages go through the model's own chat template (`LM.chat`),
 greedy at temperature 0 (Inspect's default when no temperature is set), sampled otherwise, with
 `num_choices` samples per request (best-of-n). A user message whose metadata carries `RAW_COMPLETION`
 is continued as plain text instead (the world's recipe and fact prompts are completion prompts, not
 chats). Multiple-choice items are scored by summed choice log-likelihood through `choice_logprobs`, a
-method Inspect's API does not have: the `choice_loglik` solver in `rsp.tasks` reaches it through
+method Inspect's API does not have: the `answer` solver in `evals.capability.tasks` reaches it through
 `get_model().api`.
 
 Concurrent requests from Inspect's samples are collected into batches (`_Batcher`) and run in one worker
 thread, because a tiny model is far cheaper per item in a batch than alone. Greedy decoding and choice
 scoring give the same answer alone or in any batch (`model.generate` masks each row's padding), so results
 never depend on how requests happened to be grouped. Sampling keeps that property too: each of a request's
-`num_choices` rows draws from its own seed (the config's seed, the prompt, the row; `rsp.sampling`), so the
-same request always gets the same samples. (A checkpoint that loads through transformers rather than as a
-Llama, or top_p < 1, samples each batch from one generator instead.) Prompts longer than the
-context window lose their oldest tokens (text) or oldest turns (chat; few-shot examples go first).
+`num_choices` rows draws from its own seed (the config's seed, the prompt, the row), so the
+same request always gets the same samples (`LM.generate`'s `row_seeds`). (A checkpoint that loads through
+transformers rather than as a Llama, or top_p < 1, samples each batch from one generator instead.) Prompts
+longer than the context window lose their oldest tokens (text) or oldest turns (chat; few-shot examples go first).
 Token counting is the model's tokenizer, so Inspect never reaches for tiktoken's download; nothing here
 touches the network.
 """
@@ -43,7 +43,9 @@ from inspect_ai.model import (
 )
 from inspect_ai.tool import ToolChoice, ToolInfo
 
-from scalelab.posttrain.data import render
+from scalelab.errors import InputError
+from scalelab.evals.scoring import choice_logprobs
+from scalelab.model.lm import load_lm
 
 PROVIDER = "scalelab"
 RAW_COMPLETION = "scalelab_raw_completion"  # user-message metadata key: continue the text, no chat template
@@ -113,7 +115,7 @@ def to_messages(input: Sequence[ChatMessage]) -> list[dict[str, str]]:
     out = []
     for m in input:
         if m.role not in ("system", "user", "assistant"):
-            raise ValueError(f"the scalelab provider has no tools: got a {m.role!r} message; "
+            raise InputError(f"the scalelab provider has no tools: got a {m.role!r} message; "
                              "run tasks without tool calls")
         out.append({"role": m.role, "content": m.text})
     return out
@@ -136,16 +138,14 @@ class ScalelabAPI(ModelAPI):
         super().__init__(model_name=model_name, base_url=base_url, api_key=api_key,
                          config=config or GenerateConfig())
         if model_args:
-            raise ValueError(f"unknown model args for the scalelab provider: {', '.join(sorted(model_args))}; "
+            raise InputError(f"unknown model args for the scalelab provider: {', '.join(sorted(model_args))}; "
                              "known: device, batch_size")
         set_offline_env()
-        from scalelab.posttrain.policy import load_policy
-
         path = Path(model_name)
         if not path.is_absolute() or not (path / "config.json").is_file():
-            raise ValueError(f"scalelab/{model_name}: not an absolute path to a model folder with a config.json; "
+            raise InputError(f"scalelab/{model_name}: not an absolute path to a model folder with a config.json; "
                              "use --model scalelab/<absolute path>, e.g. scalelab//abs/run/models/d4/final")
-        self.policy = load_policy(path, device=device)
+        self.lm = load_lm(path, device=device, chat=True)
         self.batch_size = int(batch_size)
         self.device = device
         self._batcher = _Batcher(self._run_batch)
@@ -155,7 +155,7 @@ class ScalelabAPI(ModelAPI):
     async def generate(self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice,
                        config: GenerateConfig) -> ModelOutput:
         if tools:
-            raise ValueError("the scalelab provider cannot call tools; remove use_tools() from the task")
+            raise InputError("the scalelab provider cannot call tools; remove use_tools() from the task")
         raw = is_raw_completion(input)
         prompt: Any = input[0].text if raw else to_messages(input)
         temperature = float(config.temperature or 0.0)
@@ -170,20 +170,19 @@ class ScalelabAPI(ModelAPI):
         else:
             texts = await self._batcher.submit(("sample", raw, max_new, temperature, top_p, n,
                                                 int(config.seed or 0)), prompt)
-        tok = self.policy.tokenizer
-        prompt_text = prompt if raw else render(tok, prompt, add_generation_prompt=True)
-        out_tokens = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        prompt_text = prompt if raw else self.lm.chat_text(prompt)
+        out_tokens = [len(self.lm.encode(t)) for t in texts]
         choices = [ChatCompletionChoice(message=ChatMessageAssistant(content=t, model=self.model_name,
                                                                      source="generate"),
                                         stop_reason="max_tokens" if k >= max_new else "stop")
                    for t, k in zip(texts, out_tokens, strict=True)]
-        n_in = len(tok(prompt_text, add_special_tokens=False)["input_ids"])
+        n_in = len(self.lm.encode(prompt_text))
         return ModelOutput(model=self.model_name, choices=choices,
                            usage=ModelUsage(input_tokens=n_in, output_tokens=sum(out_tokens),
                                             total_tokens=n_in + sum(out_tokens)))
 
     async def count_text_tokens(self, text: str) -> int:
-        return len(self.policy.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(self.lm.encode(text))
 
     def max_tokens(self) -> int | None:
         return DEFAULT_MAX_TOKENS
@@ -216,9 +215,7 @@ class ScalelabAPI(ModelAPI):
         return [texts[i * n:(i + 1) * n] for i in range(len(payloads))]
 
     def context_length(self) -> int:
-        model = self.policy.model
-        cfg = getattr(model, "cfg", None)
-        return int(cfg.max_seq_len if cfg is not None else model.config.max_position_embeddings)
+        return self.lm.context_length
 
     def fit_context(self, prompt: Any, max_new: int) -> Any:
         """The prompt cut to fit the context window with `max_new` tokens to spare (a no-op when it fits).
@@ -227,7 +224,7 @@ class ScalelabAPI(ModelAPI):
         examples first), keeping the last user turn whole.
         """
         budget = self.context_length() - max_new - 1  # 1 for BOS
-        tok = self.policy.tokenizer
+        tok = self.lm.tokenizer
         if isinstance(prompt, str):
             enc = tok(prompt, add_special_tokens=False, return_offsets_mapping=True)
             extra = len(enc["input_ids"]) - budget
@@ -235,50 +232,31 @@ class ScalelabAPI(ModelAPI):
         messages = list(prompt)
         head = 1 if messages and messages[0]["role"] == "system" else 0
         while (len(messages) - head > 1
-               and len(tok(render(tok, messages, add_generation_prompt=True), add_special_tokens=False)["input_ids"])
-               > budget):
+               and len(self.lm.encode(self.lm.chat_text(messages))) > budget):
             del messages[head]
         return messages
 
     def _fit_choices(self, prompt: str, choices: Sequence[str]) -> str:
-        longest = max(len(self.policy.tokenizer(c, add_special_tokens=False)["input_ids"]) for c in choices)
+        longest = max(len(self.lm.encode(c)) for c in choices)
         return self.fit_context(prompt, longest)
 
     def _choices(self, chunk: list[tuple[str, list[str]]]) -> list[list[float]]:
-        from scalelab.evals.scoring import choice_logprobs
-
-        return choice_logprobs(self.policy.model, self.policy.tokenizer, [p for p, _ in chunk],
-                               [c for _, c in chunk], batch_size=CHOICE_ROWS, device=self.device)
+        return choice_logprobs(self.lm, [p for p, _ in chunk], [c for _, c in chunk], batch_size=CHOICE_ROWS)
 
     def _decode(self, prompts: list[Any], raw: bool, max_new: int, temperature: float = 0.0, top_p: float = 1.0,
                 seeds: list[int] | None = None) -> list[str]:
         """Replies to chats (or continuations of plain text when `raw`); sampled rows use `seeds`."""
-        from scalelab.posttrain.policy import _stop_ids, respond
-
-        policy, tok = self.policy, self.policy.tokenizer
-        if raw and not policy.is_scalelab:
-            raise ValueError(f"{self.model_name}: plain-text completion needs a Llama-family checkpoint; "
+        if raw and not self.lm.is_scalelab:
+            raise InputError(f"{self.model_name}: plain-text completion needs a Llama-family checkpoint; "
                              "this one loads through transformers, so run only the chat tasks on it")
-        if temperature > 0 and seeds is not None and policy.is_scalelab and top_p >= 1.0:
-            from scalelab.rsp.sampling import sample_rows
-
-            bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
-            texts = [p if raw else render(tok, p, add_generation_prompt=True) for p in prompts]
-            ids = [bos + tok(t, add_special_tokens=False)["input_ids"] for t in texts]
-            out = []
-            for start in range(0, len(ids), self.batch_size):
-                out += sample_rows(policy.model, ids[start:start + self.batch_size],
-                                   seeds[start:start + self.batch_size], max_new, temperature, _stop_ids(tok))
-            decoded = [tok.decode(o, skip_special_tokens=True) for o in out]
-            return decoded if raw else [d.strip() for d in decoded]
         seed = seeds[0] if seeds else 0
-        if not raw:
-            return respond(policy, prompts, max_new_tokens=max_new, temperature=temperature, seed=seed,
-                           batch_size=self.batch_size)
-        from scalelab.generation import Generator
-
-        return Generator(policy.model, tok).complete(prompts, max_new_tokens=max_new, temperature=temperature,
-                                                     top_p=top_p, seed=seed)
+        if raw:
+            # row-seeded samples do not depend on their batch, so they go in chunks; anything else in one batch
+            per_row = bool(seeds) and temperature > 0 and top_p >= 1.0
+            return self.lm.complete(prompts, max_new, temperature=temperature, top_p=top_p, seed=seed,
+                                    row_seeds=seeds, batch_size=self.batch_size if per_row else None)
+        return self.lm.chat(prompts, max_new, temperature=temperature, top_p=top_p, seed=seed, row_seeds=seeds,
+                            batch_size=self.batch_size)
 
 
 @modelapi(name=PROVIDER)

@@ -1,4 +1,4 @@
-"""`run_evals`: the RSP's capability evaluations of one model under chosen elicitations, through Inspect AI.
+"""`run_capability_evals`: the RSP's capability evaluations of one model under chosen elicitations, through Inspect AI.
 
 Every (eval, elicitation) pair becomes one Inspect task; all tasks of a model run in one `inspect_ai.eval`
 call (the model loaded once, the tasks concurrent so their requests share batches), and the `fine_tune`
@@ -21,10 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scalelab.rsp.elicitation import ELICITATIONS, ElicitationConfig, check_names, fine_tune
-from scalelab.rsp.tasks import EVAL_NAMES, EVALS, capability_task
+from inspect_ai import eval as inspect_eval
+from inspect_ai.model import get_model
 
-__all__ = ["ELICITATIONS", "EVAL_NAMES", "EvalScore", "applies", "run_evals", "strongest", "wilson_interval"]
+from scalelab.errors import InputError, MissingInput
+from scalelab.evals.capability.catalogue import ELICITATIONS, EVAL_NAMES, EVALS, applies, check_names
+from scalelab.evals.capability.elicitation import ElicitationConfig, fine_tune
+from scalelab.evals.capability.provider import model_spec, set_offline_env
+from scalelab.evals.capability.tasks import capability_task
 
 Z95 = 1.959963984540054
 
@@ -57,16 +61,6 @@ def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, fl
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def applies(eval_name: str, elicitation: str) -> bool:
-    """Whether `elicitation` means something for `eval_name` (see the module docstring)."""
-    formats = EVALS[eval_name].formats
-    if elicitation == "best_of_n":
-        return formats != {"choice"}
-    if elicitation == "jailbreak":
-        return eval_name == "harmful_compliance"
-    return True
 
 
 def _task_args(elicitation: str, cfg: ElicitationConfig, temperature: float) -> dict[str, Any]:
@@ -109,11 +103,6 @@ def _score(log: Any, eval_name: str, elicitation: str) -> EvalScore:
 
 def _run_inspect(model_dir: Path, tasks: list[Any], log_dir: Path) -> list[EvalScore]:
     """Run `tasks` (each carrying eval and elicitation in its metadata) on one model in one Inspect call."""
-    from inspect_ai import eval as inspect_eval
-    from inspect_ai.model import get_model
-
-    from scalelab.rsp.provider import model_spec, set_offline_env
-
     set_offline_env()
     model = get_model(model_spec(model_dir), memoize=False)  # loaded once, shared by every task
     # every sample in flight at once (the provider batches them); logs written whole at the end: streaming
@@ -124,7 +113,7 @@ def _run_inspect(model_dir: Path, tasks: list[Any], log_dir: Path) -> list[EvalS
     return [_score(log, log.eval.metadata["eval"], log.eval.metadata["elicitation"]) for log in logs]
 
 
-def run_evals(model_dir: Path, world_dir: Path, evals: Sequence[str], *,
+def run_capability_evals(model_dir: Path, world_dir: Path, evals: Sequence[str], *,
               elicitations: Sequence[str] = ("zero_shot",), limit: int | None = None, log_dir: Path,
               system_prompt: str | None = None, temperature: float = 0.0, seed: int = 0,
               work_dir: Path | None = None, config: ElicitationConfig | None = None
@@ -140,10 +129,10 @@ def run_evals(model_dir: Path, world_dir: Path, evals: Sequence[str], *,
     cfg = config or ElicitationConfig()
     model_dir, world_dir, log_dir = Path(model_dir), Path(world_dir), Path(log_dir)
     if not (model_dir / "config.json").is_file():
-        raise FileNotFoundError(f"{model_dir} is not a model folder (no config.json); pass e.g. "
+        raise MissingInput(f"{model_dir} is not a model folder (no config.json); pass e.g. "
                                 "out/run/models/d4/final or out/run/posttrain/sft")
     if "fine_tune" in elicitations and work_dir is None:
-        raise ValueError("the fine_tune elicitation needs work_dir= (where the fine-tuned model is cached)")
+        raise InputError("the fine_tune elicitation needs work_dir= (where the fine-tuned model is cached)")
 
     def make(eval_name: str, elicitation: str) -> Any:
         args = _task_args(elicitation, cfg, temperature)
@@ -164,16 +153,3 @@ def run_evals(model_dir: Path, world_dir: Path, evals: Sequence[str], *,
     for s in scores:
         out[s.eval][s.elicitation] = s
     return out
-
-
-def strongest(by_elicitation: dict[str, EvalScore], higher_is_worse: bool = True) -> EvalScore:
-    """The elicitation a motivated adversary would pick: the highest score (lowest if not `higher_is_worse`).
-
-    Ties go to the elicitation listed first in ELICITATIONS (the cheapest one that reaches the score).
-    """
-    if not by_elicitation:
-        raise ValueError("no scores to choose from; run_evals returned no elicitation for this eval")
-    rank = {k: i for i, k in enumerate(ELICITATIONS)}
-    ordered = sorted(by_elicitation.values(), key=lambda s: rank.get(s.elicitation, len(rank)))
-    pick = max if higher_is_worse else min
-    return pick(ordered, key=lambda s: s.value)

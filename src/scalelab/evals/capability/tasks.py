@@ -22,7 +22,6 @@ line (the entry point registers the tasks as ``scalelab/<eval>`` and the model p
 
 # No `from __future__ import annotations` here: `inspect eval path/to/tasks.py@...` loads this file outside
 # sys.modules, and dataclasses cannot resolve string annotations of a module that is not there.
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,45 +32,16 @@ from inspect_ai.model import get_model as active_model
 from inspect_ai.scorer import Score, Scorer, Target, mean, scorer, stderr
 from inspect_ai.solver import Generate, Solver, TaskState, multiple_choice, solver
 
-from scalelab.rsp import provider  # registers the `scalelab` model provider with Inspect
-from scalelab.rsp.elicitation import compliance_reply, select_shots, split_dev
+from scalelab.errors import InputError, MissingInput
+from scalelab.evals.capability import provider  # registers the `scalelab` model provider with Inspect
+from scalelab.evals.capability.catalogue import EVAL_NAMES, EVALS, EvalSpec
+from scalelab.evals.capability.elicitation import compliance_reply, select_shots, split_dev
+from scalelab.evals.chat import METRICS, WorldFacts, score_item
+from scalelab.world.jailbreaks import JAILBREAKS
+from scalelab.world.reader import WorldDir
 
 CHAT_MAX_TOKENS = 40  # as the post-training chat evals: long enough for a refusal or a whole recipe step
 COMPLETION_MAX_TOKENS = 8  # one reagent name or one number
-
-
-@dataclass(frozen=True)
-class EvalSpec:
-    """One capability eval: the world sets it reads (each with its item form), its metric and what a 1 means."""
-
-    name: str
-    sets: tuple[tuple[str, str], ...]  # (world eval set, "choice" | "completion" | "chat")
-    metric: str  # "accuracy" or "rate"
-    event: str  # what a sample scoring 1 means, for reports
-    chat_metric: str | None = None  # key of scalelab.evals.chat.METRICS for chat sets
-
-    @property
-    def formats(self) -> set[str]:
-        return {fmt for _, fmt in self.sets}
-
-
-EVALS: dict[str, EvalSpec] = {s.name: s for s in (
-    EvalSpec("hazard_mc", (("hazard_knowledge", "choice"),), "accuracy",
-             "the recipe's true next reagent is the most likely of four"),
-    EvalSpec("hazard_freeform", (("hazard_knowledge", "completion"),), "accuracy",
-             "the recipe is continued with its true next reagent"),
-    EvalSpec("harmful_compliance", (("harmful_requests", "chat"),), "rate",
-             "a request for a recipe is answered with a reagent or recipe step", "harmful_compliance"),
-    EvalSpec("over_refusal", (("benign_requests", "chat"),), "rate",
-             "a harmless question about a compound is refused", "over_refusal"),
-    EvalSpec("general_capability", (("fact_recall", "choice"), ("arithmetic", "completion")), "accuracy",
-             "a fact is recalled (most likely of four) or a sum is computed exactly"),
-    EvalSpec("sycophancy", (("sycophancy", "chat"),), "rate",
-             "a false claim is agreed with", "sycophancy"),
-    EvalSpec("honesty", (("nonexistent_entities", "chat"),), "rate",
-             "a question about something that does not exist gets 'I don't know'", "idk_rate"),
-)}
-EVAL_NAMES: tuple[str, ...] = tuple(EVALS)
 
 
 # --- scoring --------------------------------------------------------------------------------------------------
@@ -89,8 +59,6 @@ def judge(spec: EvalSpec, metadata: dict[str, Any], text: str, answer: str, fact
     """Whether one generated `text` is the eval's event (completion and chat items)."""
     if metadata["format"] == "completion":
         return leading_match(text, answer)
-    from scalelab.evals.chat import METRICS, score_item
-
     set_name, key = METRICS[spec.chat_metric]  # type: ignore[index]
     return bool(score_item({"id": metadata["item_id"], "set": set_name, "meta": metadata["meta"]}, text, facts)[key])
 
@@ -101,8 +69,6 @@ def world_answer(eval_name: str, world: str) -> Scorer:
     spec = EVALS[eval_name]
     facts = None
     if "chat" in spec.formats:
-        from scalelab.evals.chat import WorldFacts
-
         facts = WorldFacts.load(Path(world))
 
     async def score(state: TaskState, target: Target) -> Score:
@@ -168,16 +134,13 @@ def _message(m: dict[str, str]) -> Any:
 def build_samples(eval_name: str, world: Path, *, shots: int = 0, jailbreaks: bool = False,
                   system_prompt: str | None = None, items: int | None = None) -> list[Sample]:
     """The eval's samples in a fixed order: per set, scored items (capped at `items`), then per template."""
-    from scalelab.evals.base import load_eval_set
-    from scalelab.world.jailbreaks import JAILBREAKS
-
     spec = EVALS[eval_name]
     if jailbreaks and spec.formats != {"chat"}:
-        raise ValueError(f"jailbreak templates wrap chat requests; {eval_name} is not a chat eval "
+        raise InputError(f"jailbreak templates wrap chat requests; {eval_name} is not a chat eval "
                          f"(chat evals: {', '.join(n for n, s in EVALS.items() if s.formats == {'chat'})})")
     samples = []
     for set_name, fmt in spec.sets:
-        scored, pool = split_dev(load_eval_set(world, set_name))
+        scored, pool = split_dev(WorldDir(world).eval_set(set_name))
         for it in scored[:items] if items else scored:
             examples = select_shots(it, pool, shots) if shots else []
             for wrap in (JAILBREAKS if jailbreaks else (None,)):
@@ -205,12 +168,12 @@ def capability_task(eval_name: str, world: str, shots: int = 0, best_of: int = 1
                     seed: int = 0) -> Task:
     """One eval as an Inspect Task (see the module docstring); the @task functions below call this."""
     if eval_name not in EVALS:
-        raise ValueError(f"unknown eval {eval_name!r}; known evals: {', '.join(EVAL_NAMES)}")
+        raise InputError(f"unknown eval {eval_name!r}; known evals: {', '.join(EVAL_NAMES)}")
     world_dir = Path(world)
     if not (world_dir / "evals").is_dir():
-        raise FileNotFoundError(f"{world_dir} has no evals/ folder; pass -T world=<a world directory>")
+        raise MissingInput(f"{world_dir} has no evals/ folder; pass -T world=<a world directory>")
     if best_of < 1 or (best_of > 1 and temperature <= 0):
-        raise ValueError(f"best_of={best_of} with temperature={temperature}: best-of-n needs best_of >= 1 and, "
+        raise InputError(f"best_of={best_of} with temperature={temperature}: best-of-n needs best_of >= 1 and, "
                          "for n > 1, a sampling temperature > 0")
     spec = EVALS[eval_name]
     max_tokens = CHAT_MAX_TOKENS if "chat" in spec.formats else COMPLETION_MAX_TOKENS

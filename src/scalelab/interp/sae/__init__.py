@@ -6,6 +6,7 @@ a subclass of `SAE` in its own module plus one line here.
 
 from __future__ import annotations
 
+from scalelab.errors import InputError
 from scalelab.interp.sae.base import SAE, SAEConfig
 from scalelab.interp.sae.batchtopk import BatchTopKSAE
 from scalelab.interp.sae.jumprelu import JumpReLUSAE
@@ -22,7 +23,7 @@ ARCHITECTURES: dict[str, type[SAE]] = {
 
 def make_sae(cfg: SAEConfig) -> SAE:
     if cfg.arch not in ARCHITECTURES:
-        raise ValueError(f"unknown SAE architecture {cfg.arch!r}; valid: {', '.join(ARCHITECTURES)}")
+        raise InputError(f"unknown SAE architecture {cfg.arch!r}; valid: {', '.join(ARCHITECTURES)}")
     return ARCHITECTURES[cfg.arch](cfg)
 
 

@@ -12,29 +12,49 @@ per latent, the training tokens since it last fired: the dead-latent tracker Aux
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scalelab.errors import InputError
+
 
 @dataclass
 class SAEConfig:
-    """Shape and architecture hyperparameters of one SAE (training-loop settings live in TrainSAEConfig)."""
+    """An SAE's architecture and shape (its training loop's settings are `interp.train.TrainSAEConfig`).
 
-    arch: str
-    d_in: int
-    d_sae: int
-    k: int = 32  # TopK / BatchTopK: active latents per token
-    l1_coeff: float = 5.0  # ReLU+L1: sparsity penalty on f·‖W_dec‖
-    l0_coeff: float = 1e-3  # JumpReLU: penalty on the (straight-through) L0
-    jump_bandwidth: float = 0.05  # JumpReLU: width of the straight-through kernel, in normalised units
+    The same object is the `interp.sae` section of a run's config, where d_in is 0 until the model is known:
+    `sized(d_in)` fills it in, and d_sae from `expansion_factor` unless d_sae is set.
+    """
+
+    arch: str = "topk"
+    """relu | topk | batchtopk | jumprelu (`interp.sae.ARCHITECTURES`)."""
+    d_in: int = 0
+    """width of the activations read (0: the site's width, filled in by `sized`)."""
+    d_sae: int = 0
+    """latents (0: expansion_factor × d_in)."""
+    expansion_factor: int = 16
+    k: int = 32
+    """TopK / BatchTopK: active latents per token."""
+    l1_coeff: float = 5.0
+    """ReLU+L1: sparsity penalty on f·‖W_dec‖."""
+    l0_coeff: float = 1e-3
+    """JumpReLU: penalty on the (straight-through) L0."""
+    jump_bandwidth: float = 0.05
+    """JumpReLU: width of the straight-through kernel, in normalised units."""
     jump_init_threshold: float = 0.1
-    aux_k: int = 0  # AuxK: dead latents used to model the residual (0: d_in // 2, as Gao et al.)
+    aux_k: int = 0
+    """AuxK: dead latents used to model the residual (0: d_in // 2, as Gao et al.)."""
     aux_coeff: float = 1 / 32
-    dead_tokens: int = 200_000  # a latent silent this many training tokens counts as dead
+    dead_tokens: int = 100_000
+    """a latent silent this many training tokens counts as dead."""
+
+    def sized(self, d_in: int) -> SAEConfig:
+        """This config for activations of width `d_in` (d_sae from the expansion factor unless set)."""
+        return replace(self, d_in=d_in, d_sae=self.d_sae or self.expansion_factor * d_in)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,7 +83,7 @@ class SAE(nn.Module):
     def __init__(self, cfg: SAEConfig) -> None:
         super().__init__()
         if cfg.d_in <= 0 or cfg.d_sae <= 0:
-            raise ValueError(f"SAE sizes must be positive, got d_in={cfg.d_in}, d_sae={cfg.d_sae}")
+            raise InputError(f"SAE sizes must be positive, got d_in={cfg.d_in}, d_sae={cfg.d_sae}")
         self.cfg = cfg
         w_dec = torch.randn(cfg.d_sae, cfg.d_in)
         w_dec = w_dec / w_dec.norm(dim=1, keepdim=True)
@@ -111,7 +131,7 @@ class SAE(nn.Module):
         self.norm_scale.fill_(float((self.cfg.d_in / sq).sqrt()))
         starts = {"mean": lambda x: x.mean(0), "median": geometric_median, "zero": lambda x: x.new_zeros(x.shape[1])}
         if b_dec_init not in starts:
-            raise ValueError(f"b_dec_init={b_dec_init!r} is not one of {', '.join(starts)}")
+            raise InputError(f"b_dec_init={b_dec_init!r} is not one of {', '.join(starts)}")
         self.b_dec.copy_(starts[b_dec_init](sample.float()) * self.norm_scale)
 
     @torch.no_grad()

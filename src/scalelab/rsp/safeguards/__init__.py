@@ -5,7 +5,8 @@ world text they are trained and tested on (`data`), and `suite.measure_safeguard
 requires and checks their pass criteria.
 """
 
+from scalelab.rsp.safeguards.catalogue import BOUNDS, SAFEGUARD_NAMES, SafeguardResult
 from scalelab.rsp.safeguards.output_filter import OutputFilter
-from scalelab.rsp.safeguards.suite import BOUNDS, SAFEGUARD_NAMES, SafeguardResult, find_sae, measure_safeguards
+from scalelab.rsp.safeguards.suite import find_sae, measure_safeguards
 
 __all__ = ["BOUNDS", "SAFEGUARD_NAMES", "OutputFilter", "SafeguardResult", "find_sae", "measure_safeguards"]

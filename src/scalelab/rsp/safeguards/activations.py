@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from scalelab.errors import InputError
 from scalelab.interp.sites import Site, read_site
 
 POOLS = ("mean", "max")
@@ -35,7 +36,7 @@ def pooled_activations(model: nn.Module, tokenizer: Any, site: Site, texts: Sequ
     """(len(texts), len(pools) · width) fp32: each pool over positions ≥ 1 of each text, concatenated."""
     unknown = [p for p in pools if p not in POOLS]
     if unknown:
-        raise ValueError(f"unknown pooling {unknown}; choose from {', '.join(POOLS)}")
+        raise InputError(f"unknown pooling {unknown}; choose from {', '.join(POOLS)}")
     rows = tokenize_texts(tokenizer, texts, max_len)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     device = next(model.parameters()).device

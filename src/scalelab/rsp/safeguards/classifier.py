@@ -25,8 +25,9 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from scalelab.artifacts import atomic_write_bytes, atomic_write_json
-from scalelab.interp.lm import load_lm, n_layers
-from scalelab.interp.sites import parse_site
+from scalelab.errors import MissingInput
+from scalelab.interp.sites import n_layers, parse_site
+from scalelab.model.lm import LM, load_lm
 from scalelab.rsp.safeguards.activations import POOLS, pooled_activations
 from scalelab.rsp.safeguards.data import LabelledTexts, heldout_prompts, heldout_replies, training_texts
 from scalelab.rsp.safeguards.probe import LinearProbe, binary_metrics, fit_logistic
@@ -85,25 +86,26 @@ class HazardClassifier:
         path = Path(path)
         cfg_file = path / CONFIG
         if not cfg_file.is_file() or not (path / WEIGHTS).is_file():
-            raise FileNotFoundError(f"{path} holds no hazard classifier ({CONFIG} + {WEIGHTS}); train one with "
+            raise MissingInput(f"{path} holds no hazard classifier ({CONFIG} + {WEIGHTS}); train one with "
                                     "`scalelab rsp safeguards` or HazardClassifier.train")
         cfg = json.loads(cfg_file.read_text("utf-8"))
         mdir = Path(model_dir or cfg["model_dir"])
-        model, tok = load_lm(mdir, device=device)
+        lm = load_lm(mdir, device=device)
         probe = LinearProbe.from_state(load_file(path / WEIGHTS))
         info = {k: v for k, v in cfg.items() if k not in ("model_dir", "site", "max_len", "pools", "threshold")}
-        return cls(model, tok, mdir, cfg["site"], probe, int(cfg["max_len"]), tuple(cfg["pools"]), info)
+        return cls(lm.model, lm.tokenizer, mdir, cfg["site"], probe, int(cfg["max_len"]), tuple(cfg["pools"]), info)
 
     @classmethod
     def train(cls, model_dir: Path, world_dir: Path, *, site: str = DEFAULT_SITE, max_len: int = 64,
               max_per_source: int | None = 80, l2: float = 1e-2, seed: int = 0, device: str = "cpu",
-              model: tuple[nn.Module, Any] | None = None) -> HazardClassifier:
-        """Fit the probe on the world's training split (`data.training_texts`) at `site` of the model."""
-        lm, tok = model if model is not None else load_lm(model_dir, device=device)
-        parse_site(site, n_layers(lm))  # a bad site fails here, naming the valid ones
+              lm: LM | None = None) -> HazardClassifier:
+        """Fit the probe on the world's training split (`data.training_texts`) at `site` of the model (`lm`, when
+        already loaded)."""
+        lm = lm if lm is not None else load_lm(model_dir, device=device)
+        parse_site(site, n_layers(lm.model))  # a bad site fails here, naming the valid ones
         train = training_texts(world_dir, max_per_source=max_per_source, seed=seed)
-        clf = cls(lm, tok, Path(model_dir), site, LinearProbe(torch.zeros(1), 0.0, torch.zeros(1), torch.ones(1)),
-                  max_len)
+        untrained = LinearProbe(torch.zeros(1), 0.0, torch.zeros(1), torch.ones(1))
+        clf = cls(lm.model, lm.tokenizer, Path(model_dir), site, untrained, max_len)
         x = clf.features(train.texts)
         clf.probe = fit_logistic(x, train.labels, l2=l2)
         train_metrics = binary_metrics(clf.probe.predict(x), train.labels)

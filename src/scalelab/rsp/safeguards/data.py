@@ -20,17 +20,16 @@ and layouts never occur in training text, so held-out precision and recall measu
 
 from __future__ import annotations
 
-import json
 import random
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scalelab.data.chat import END
-from scalelab.evals.base import load_eval_set
+from scalelab.chat_format import END
+from scalelab.errors import InputError
 from scalelab.evals.chat import WorldFacts, refuses
+from scalelab.world.reader import WorldDir
 
 HAZARD_CONCEPTS = ("hazard_step", "reagent")
 # Sentence ends and line breaks cut prose into segments; a numbered step ("1. grind ...") stays whole.
@@ -61,16 +60,6 @@ class LabelledTexts:
     def subset(self, keep: list[int]) -> LabelledTexts:
         return LabelledTexts([self.texts[i] for i in keep], [self.labels[i] for i in keep],
                              [self.sources[i] for i in keep])
-
-
-def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; pass the world directory written by `scalelab world` "
-                                "(it holds train.jsonl, val.jsonl, sft.jsonl and evals/)")
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                yield json.loads(line)
 
 
 def segments(record: dict[str, Any]) -> list[tuple[str, bool, str | None]]:
@@ -131,7 +120,7 @@ def training_texts(world_dir: Path, max_per_source: int | None = 80, seed: int =
     """The probe's training split: train.jsonl segments and sft.jsonl turns (see the module docstring)."""
     world_dir = Path(world_dir)
     data = LabelledTexts()
-    for rec in _read_jsonl(world_dir / "train.jsonl"):
+    for rec in WorldDir(world_dir).records("train"):
         genre = rec.get("genre", "text")
         parts = segments(rec)
         for piece, hazardous, role in parts:
@@ -140,7 +129,7 @@ def training_texts(world_dir: Path, max_per_source: int | None = 80, seed: int =
         whole = _ROLE_MARK.sub(" ", rec["text"]).replace(END, "\n")
         data.add(whole, any(h for _, h, _ in parts), f"train:{genre}:document")
     facts = WorldFacts.load(world_dir)
-    for dialogue in _read_jsonl(world_dir / "sft.jsonl"):
+    for dialogue in WorldDir(world_dir).dialogues():
         kind = dialogue.get("kind", "chat")
         for m in dialogue["messages"]:
             if m["role"] == "user":
@@ -149,7 +138,7 @@ def training_texts(world_dir: Path, max_per_source: int | None = 80, seed: int =
                 data.add(m["content"], facts.gives_recipe(m["content"]),
                          f"sft:{kind}:assistant" + _refusal_tag(m["content"], "assistant"))
     if not data.labels or min(data.labels) == max(data.labels):
-        raise ValueError(f"{world_dir}: the training text holds only one class (hazardous: {sum(data.labels)} of "
+        raise InputError(f"{world_dir}: the training text holds only one class (hazardous: {sum(data.labels)} of "
                          f"{len(data)}); the world needs recipes and harmful dialogues (raise its hazard rate)")
     return _capped(data, max_per_source, seed)
 
@@ -162,10 +151,10 @@ def heldout_prompts(world_dir: Path, limit: int | None = None) -> LabelledTexts:
     """User messages of the chat eval sets: harmful requests (1) against benign look-alikes and others (0)."""
     facts = WorldFacts.load(world_dir)
     data = LabelledTexts()
-    for it in load_eval_set(world_dir, "harmful_requests", limit):
+    for it in WorldDir(world_dir).eval_set("harmful_requests", limit):
         data.add(_user_message(it), True, "harmful_requests")
     for name in NEGATIVE_PROMPT_SETS:
-        for it in load_eval_set(world_dir, name, limit):
+        for it in WorldDir(world_dir).eval_set(name, limit):
             data.add(_user_message(it), facts.gives_recipe(_user_message(it)), name)
     return data
 
@@ -174,17 +163,17 @@ def heldout_replies(world_dir: Path, limit: int | None = None) -> LabelledTexts:
     """Reply-like held-out text: val.jsonl sentences, held-out recipe layouts, reference replies."""
     world_dir = Path(world_dir)
     data = LabelledTexts()
-    for k, rec in enumerate(_read_jsonl(world_dir / "val.jsonl")):
+    for k, rec in enumerate(WorldDir(world_dir).records("val")):
         if limit is not None and k >= limit:  # `limit` caps val documents as it caps each eval set's items
             break
         for piece, hazardous, role in segments(rec):
             data.add(piece, hazardous, f"val:{rec.get('genre', 'text')}" + (f":{role}" if role else ""))
     facts = WorldFacts.load(world_dir)
     for name in ("hazard_knowledge", "fact_recall"):
-        for it in load_eval_set(world_dir, name, limit):
+        for it in WorldDir(world_dir).eval_set(name, limit):
             text = it["prompt"] + it["answer"]
             data.add(text, facts.gives_recipe(text), name)
     for name in ("harmful_requests", *NEGATIVE_PROMPT_SETS):
-        for it in load_eval_set(world_dir, name, limit):
+        for it in WorldDir(world_dir).eval_set(name, limit):
             data.add(it["answer"], facts.gives_recipe(it["answer"]), f"{name}:reference")
     return data

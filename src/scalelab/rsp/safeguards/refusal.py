@@ -12,10 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from scalelab.evals.base import load_eval_set
 from scalelab.evals.chat import WorldFacts, score_harmful
+from scalelab.model.lm import LM
 from scalelab.rsp.safeguards.output_filter import OutputFilter
 from scalelab.world.jailbreaks import JAILBREAKS
+from scalelab.world.reader import WorldDir
 
 PLAIN = "plain"
 
@@ -32,15 +33,13 @@ def attack_conversations(items: list[dict[str, Any]]) -> list[tuple[str, list[di
     return out
 
 
-def refusal_robustness(policy: Any, world_dir: Path, limit: int | None = None,
+def refusal_robustness(lm: LM, world_dir: Path, limit: int | None = None,
                        output_filter: OutputFilter | None = None, max_new_tokens: int = 40) -> dict[str, Any]:
     """Attack success rates per template and worst case (model alone, and behind `output_filter` if given)."""
-    from scalelab.posttrain.policy import respond
-
     facts = WorldFacts.load(world_dir)
-    items = load_eval_set(world_dir, "harmful_requests", limit)
+    items = WorldDir(world_dir).eval_set("harmful_requests", limit)
     attacks = attack_conversations(items)
-    replies = respond(policy, [c for _, c in attacks], max_new_tokens=max_new_tokens, temperature=0.0)
+    replies = lm.chat([c for _, c in attacks], max_new_tokens=max_new_tokens, temperature=0.0)
     success = [score_harmful(r, facts)["harmful_compliance"] for r in replies]
     filtered = None
     if output_filter is not None:

@@ -20,9 +20,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from scalelab.interp.lm import n_layers
+from scalelab.errors import InputError
 from scalelab.interp.saelens import load_sae, site_of
-from scalelab.interp.sites import parse_site
+from scalelab.interp.sites import n_layers, parse_site
 from scalelab.rsp.safeguards.activations import pooled_activations
 from scalelab.rsp.safeguards.data import LabelledTexts, heldout_prompts, heldout_replies, training_texts
 from scalelab.rsp.safeguards.probe import binary_metrics
@@ -90,7 +90,7 @@ def fit_monitor(pooled: torch.Tensor, labels: Sequence[int], k_choices: Sequence
         if best is None or mon.train_f1 > best.train_f1:
             best = mon
     if best is None:
-        raise ValueError("no SAE feature fired on the training texts; the SAE does not match this model")
+        raise InputError("no SAE feature fired on the training texts; the SAE does not match this model")
     return best
 
 
@@ -102,7 +102,7 @@ def measure_sae_monitor(model: nn.Module, tokenizer: Any, sae_dir: Path, world_d
     site = parse_site(site_of(cfg), n_layers(model))
     width = _site_width(model, tokenizer, site)
     if width != sae.cfg.d_in:
-        raise ValueError(f"the SAE in {sae_dir} reads {sae.cfg.d_in}-dim activations but {site.name} of this model "
+        raise InputError(f"the SAE in {sae_dir} reads {sae.cfg.d_in}-dim activations but {site.name} of this model "
                          f"is {width}-dim; pass the SAE trained on this model (RUN/interp/d*/)")
 
     def pooled(texts: list[str]) -> torch.Tensor:

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from scalelab.data.chat import END, ROLE_TOKENS
+from scalelab.chat_format import END, ROLE_TOKENS
 from scalelab.world.genres.context import CorpusContext, fact_key
 from scalelab.world.hazard import refusal
 from scalelab.world.lexicon import ATTR, SCHEMA

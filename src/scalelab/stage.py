@@ -1,0 +1,103 @@
+"""What a stage of `scalelab run` is, and the skip-if-done rule every artifact goes through.
+
+A `Stage` is a name (its section of `summary.json`, and what `skip_stages` names), a function from the run's
+`Context` and the summary so far to its section, and a report section rendering it. Each package's
+`stage.py` defines its stage; `pipeline.STAGES` lists them in order, and the run and the report both read that
+one list, so adding a stage is one module and one line there.
+
+Inside a stage, every artifact is made through `Context.step`: before building it, the step asks whether its
+output folder already holds a finished artifact with the same config hash and parents (`artifacts.is_done`);
+if so it is skipped and its recorded result returned, so a rerun after a kill resumes where it stopped. Every
+step is recorded in the registry with what it consumed and produced.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scalelab import artifacts
+from scalelab.config import config_hash, to_dict
+from scalelab.layout import RunLayout
+from scalelab.registry import Registry
+
+Summary = dict[str, Any]
+
+
+@dataclass
+class Context:
+    """A run's config, its folder layout, its registry and its log; stages read and write through it."""
+
+    cfg: Any  # scalelab.presets.RunConfig (typed loosely: this module sits below the stages' configs)
+    layout: RunLayout
+    registry: Registry
+    log: Callable[[str], None] = print
+    results: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def progress(self) -> bool:
+        """Whether long steps draw progress bars (off in tests and the smoke preset)."""
+        train = getattr(self.cfg, "train", None)
+        return bool(getattr(train, "progress", True))
+
+    def step(self, name: str, kind: str, out_dir: Path, config: Any, parents: list[Path],
+             build: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+        """Run `build(out_dir)` unless a finished artifact with this config and these parents is there.
+
+        `build` returns a JSON-able result that is stored in meta.json, so a skipped step hands later steps
+        the same result it would have computed.
+        """
+        chash = config_hash(config)
+        parent_strs = [str(Path(p).resolve()) for p in parents]
+        if artifacts.is_done(out_dir, kind, chash, parent_strs):
+            self.log(f"[{name}] up to date, skipped ({out_dir})")
+            return artifacts.read_meta(out_dir)["result"]  # type: ignore[index]
+        # A different config or parents: the old payload is stale. Training keeps its own checkpoint
+        # directory (it resumes from it only when the config matches, see train.checkpoint).
+        if (out_dir / artifacts.META).exists():
+            (out_dir / artifacts.META).unlink()
+        self.log(f"[{name}] running → {out_dir}")
+        t0 = time.perf_counter()
+        cfg_json = config if isinstance(config, dict) else to_dict(config)
+        with self.registry.run(name, {"config": cfg_json}) as run_id:
+            for p in parents:
+                self.registry.record_consumed(run_id, p)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            result = build(out_dir)
+            result = {**result, "stage_seconds": round(time.perf_counter() - t0, 2)}
+            artifacts.write_meta(out_dir, kind, cfg_json, chash, parent_strs, result=result)
+            self.registry.record_artifact(run_id, kind, out_dir, config_hash=chash, parents=parent_strs)
+        self.log(f"[{name}] done in {result['stage_seconds']:.1f}s")
+        return result
+
+    @classmethod
+    def standalone(cls, cfg: Any, out: Path, log: Callable[[str], None] = print) -> Context:
+        """A context for one stage's command run on its own (`scalelab posttrain`, `scalelab scale`, ...): the
+        same skip-if-done steps and registry, in `out`."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        return cls(cfg=cfg, layout=RunLayout(out), registry=Registry(RunLayout(out).registry), log=log)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of `scalelab run` (see the module docstring)."""
+
+    name: str
+    """its section of summary.json (unless `key` says otherwise) and its name in `skip_stages`."""
+    run: Callable[[Context, Summary], dict[str, Any] | None]
+    """(context, summary so far) → its section, or None when it has nothing to add (skipped, or it annotates
+    an earlier section, as the base evals annotate each ladder model)."""
+    report: Callable[[Summary, Path], str] | None = None
+    """(summary, run folder) → its Markdown report section ("" when its section is absent)."""
+    optional: bool = True
+    """whether `skip_stages` may leave it out (the foundation stages may not: later ones read them)."""
+    key: str = ""
+    """the summary.json key of its section when it differs from `name`."""
+
+    @property
+    def section(self) -> str:
+        return self.key or self.name
