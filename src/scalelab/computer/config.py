@@ -17,6 +17,8 @@ class ComputerConfig:
     agents: list[str] = field(default_factory=lambda: ["oracle", "random", "pixel", "api-stub"])
     attack: bool = True  # also run every task's prompt-injected variant (AgentDojo metrics)
     defence: bool = True  # also run the attacked variants with the injection guard on
+    train_split_agents: list[str] | None = None  # agents also scored on train seeds (None: every agent)
+    defence_agents: list[str] | None = None  # agents also run attacked with the guard on (None: every agent)
     demos_per_task: int = 10  # oracle demonstrations per task for the pixel agent (train seeds)
     pixel_width: int = 32  # conv channels of the pixel policy (its size)
     pixel_seconds: float = 600.0  # wall-clock budget of behaviour cloning
@@ -35,5 +37,8 @@ class ComputerConfig:
 
     @classmethod
     def tiny(cls) -> ComputerConfig:
-        """The whole suite, one episode per task and split, a pixel agent trained for 30 s: about 2 minutes."""
-        return cls(tasks="suite", episodes=1, demos_per_task=2, pixel_width=16, pixel_seconds=30.0)
+        """The whole suite, one held-out and one attacked episode per task for every agent; train seeds for the
+        pixel agent only, the guard on the random agent only (where attacks land); a pixel agent from 2
+        demonstrations per task and 20 s of training."""
+        return cls(tasks="suite", episodes=1, max_steps=8, demos_per_task=2, pixel_width=16, pixel_seconds=20.0,
+                   train_split_agents=["pixel"], defence_agents=["random"])

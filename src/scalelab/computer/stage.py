@@ -83,10 +83,12 @@ def run_computer(out_dir: Path, cfg: ComputerConfig, log: Log = print) -> dict[s
                                  cfg.pixel_seconds, cache)
         for name in cfg.agents:
             spec = str(out_dir / "pixel") if name == "pixel" else name
-            runs = {"train": {}, "heldout": {"out_dir": out_dir / name}}
+            runs: dict[str, dict[str, Any]] = {"heldout": {"out_dir": out_dir / name}}
+            if cfg.train_split_agents is None or name in cfg.train_split_agents:
+                runs["train"] = {}
             if cfg.attack:
                 runs["attack"] = {"attack": True}
-                if cfg.defence:
+                if cfg.defence and (cfg.defence_agents is None or name in cfg.defence_agents):
                     runs["defence"] = {"attack": True, "defence": True}
             evals[name] = {}
             for key, kw in runs.items():

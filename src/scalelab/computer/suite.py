@@ -30,14 +30,16 @@ _MINIWOB: dict[str, tuple[str, ...]] = {
     "check": ("click-option", "click-checkboxes", "click-checkboxes-large", "click-checkboxes-transfer"),
     "select": ("choose-list", "use-autocomplete"),
     "type": ("enter-text", "enter-text-2", "enter-text-dynamic", "enter-password", "login-user", "enter-date",
-             "enter-time", "multi-orderings", "scroll-text"),
+             "enter-time", "multi-orderings"),
     "drag": ("drag-box", "drag-items", "drag-single-shape"),
-    "scroll": ("scroll-text-2", "click-scroll-list"),
+    "scroll": ("scroll-text", "scroll-text-2", "click-scroll-list"),
     "multi-step": ("click-button-sequence", "click-collapsible", "click-collapsible-2", "click-tab-2",
                    "navigate-tree", "email-inbox-delete", "social-media"),
 }
 # Tasks the oracle could not solve reliably, with the reason; they stay out of the suite (see DROPPED).
 DROPPED: dict[str, str] = {
+    "click-scroll-list": "after the list box scrolls, the option rectangles the page reports no longer match where "
+                         "the options are drawn; the oracle clicked the wrong option in 7 of 10 held-out instances",
     "sign-agreement": "two of six instances failed: some variants need the agreement scrolled in a way the oracle's "
                       "single wheel scroll does not trigger",
     "social-media": "half the instances failed: the post's menu opens below the fold and the oracle's scroll and "

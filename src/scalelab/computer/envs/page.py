@@ -48,7 +48,8 @@ def chrome_driver(args: list[str], user_data_dir: str, env: dict[str, str] | Non
     scale = [] if any(a.startswith("--force-device-scale-factor") for a in args) else ["--force-device-scale-factor=1"]
     for a in [*args, *scale, f"--user-data-dir={user_data_dir}", "--no-first-run", "--no-default-browser-check",
               "--disable-dev-shm-usage", "--disable-extensions", "--disable-background-networking",
-              "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--no-sandbox"]:
+              "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--no-sandbox",
+              "--disable-smooth-scrolling"]:  # a wheel step lands at once, so the next read sees it
         # --no-sandbox: Chromium's own sandbox needs user namespaces that the outer sandbox already used
         options.add_argument(a)
     service = Service(_find("MINIWOB_CHROMEDRIVER", _DRIVER, "chromium-driver"), env=env)
