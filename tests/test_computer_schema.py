@@ -107,3 +107,17 @@ def test_pixel_labels_copy_typed_text_from_the_instruction():
     assert TRANSFORMS[lab["transform"]] == "nodelim"
     assert label({"action": "type", "text": "not in the sentence"}, u) is None
     assert label({"action": "left_click", "coordinate": [1, 2]}, u) == {"kind": 0, "click": [1, 2]}
+
+
+def test_autonomy_capability_picks_the_strongest_learned_agent():
+    from scalelab.computer.capability import autonomy_capability
+
+    section = {"agents": {"oracle": {"heldout_success_rate": 0.97, "heldout_episodes": 100},
+                          "random": {"heldout_success_rate": 0.1, "heldout_episodes": 100},
+                          "pixel": {"heldout_success_rate": 0.5, "heldout_episodes": 100},
+                          "api": {"heldout_success_rate": 0.3, "heldout_episodes": 100}},
+               "pixel_curve": {"demos": [[1, 0.2], [10, 0.5]], "params": []}}
+    cap = autonomy_capability(section)
+    assert cap["agent"] == "pixel" and cap["score"] == 0.5  # the scripted oracle is not a capability
+    assert cap["ci95"][0] < 0.5 < cap["ci95"][1] and cap["curve"]["demos"][-1] == [10, 0.5]
+    assert autonomy_capability({"agents": {"oracle": {"heldout_success_rate": 1.0}}})["score"] is None
