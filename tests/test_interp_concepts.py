@@ -31,3 +31,25 @@ def test_token_labels_skip_the_leading_space() -> None:
     ids = {"person": 0, "template": 1}
     assert token_concepts(offsets, spans, ids)[1] == 1  # the space wins a 1-1 tie for the template
     assert token_concepts(_strip_leading_space(offsets, text), spans, ids) == [1, 0, 0, 1]
+
+
+
+def test_neurons_are_scored_on_both_signs() -> None:
+    """A SwiGLU hidden unit's sign is arbitrary: a neuron strongly negative on exactly one concept is as precise as
+    a positive one. Scoring only the positive side (the old rule) misses it; scoring both sides finds it."""
+    from scalelab.interp.concepts import neuron_firing, signed
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(4).repeat(500)  # concepts 0..3 in turn
+    noise = 0.1 * torch.randn(len(labels), 3, generator=g)
+    acts = noise.clone()
+    acts[:, 0] = torch.where(labels == 2, -3 - torch.rand(len(labels), generator=g), noise[:, 0].abs())
+    names = ["a", "b", "c", "d"]
+    old = score_matched(acts, labels, names)
+    new = score_matched(signed(acts), labels, names, paired=True)
+    assert "c" in old["uncaptured_concepts"] and old["precise_units"] == 0
+    assert "c" not in new["uncaptured_concepts"] and new["precise_units"] == 1
+    assert new["units"] == 3 and new["negative_side_units"] >= 1
+    native_old, _ = score_against_concepts(neuron_firing(acts, 0.25), labels, names)
+    native_new, _ = score_against_concepts(neuron_firing(signed(acts), 0.25), labels, names, paired=True)
+    assert native_old["precise_units"] == 0 and native_new["precise_units"] == 1 and native_new["units"] == 3

@@ -13,6 +13,10 @@ That native rule is not the same rule on both sides (a feature's "on" is its own
 forced to one density), so the comparison is also made with one rule for every unit (`matched`): a unit is
 on where its activation is positive and above its own (1 − d) quantile, and d is picked per unit from
 `DENSITIES` to maximise the best-concept F1 (the best-threshold rule of sparse probing).
+
+A SwiGLU hidden unit silu(g)·u has no preferred sign (u flips it freely), so a neuron may mean its concept on
+either side: neurons are scored as two candidate units, +h and −h, each under the same rule, and each neuron
+keeps its better side (by best-concept F1). A feature is one-signed by construction (its activation is ≥ 0).
 """
 
 from __future__ import annotations
@@ -58,9 +62,26 @@ def summarise(scores: dict[str, torch.Tensor], fires: torch.Tensor, concepts: li
     }
 
 
-def score_against_concepts(active: torch.Tensor, labels: torch.Tensor, concepts: list[str],
+def _better_sign(scores: dict[str, torch.Tensor], fires: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Units laid out as [+h_0..+h_n, −h_0..−h_n] → per neuron, the side with the higher best-concept F1 (and
+    `negative`: whether that was −h)."""
+    n = len(fires) // 2
+    neg = scores["f1"][n:] > scores["f1"][:n]
+    out = {k: torch.where(neg, scores[k][n:], scores[k][:n]) for k in ("concept", "precision", "recall", "f1")}
+    out["best_f1_per_concept"] = scores["best_f1_per_concept"]  # already the max over both sides
+    out["negative"] = neg
+    return out, torch.where(neg, fires[n:], fires[:n])
+
+
+def signed(acts: torch.Tensor) -> torch.Tensor:
+    """(tokens, n) neuron activations → (tokens, 2n): +h then −h, the layout `paired=True` reads."""
+    return torch.cat([acts, -acts], dim=1)
+
+
+def score_against_concepts(active: torch.Tensor, labels: torch.Tensor, concepts: list[str], paired: bool = False,
                            **kw: Any) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """(summary, per-unit scores) for a boolean (tokens, units) firing matrix and token labels."""
+    """(summary, per-unit scores) for a boolean (tokens, units) firing matrix and token labels; `paired`: the
+    units are a neuron layer's two sides (`signed`), and each neuron keeps its better one."""
     if active.shape[0] != labels.shape[0]:
         raise ValueError(f"{active.shape[0]} activation rows but {labels.shape[0]} labels")
     present = labels[labels >= 0]
@@ -68,7 +89,11 @@ def score_against_concepts(active: torch.Tensor, labels: torch.Tensor, concepts:
     counts = unit_concept_counts(active, labels, len(concepts))
     fires = active[labels >= 0].sum(0).float()
     scores = score_units(counts, fires, sizes)
-    summary = summarise(scores, fires, [c for c in concepts], active.shape[1], **kw)
+    if paired:
+        scores, fires = _better_sign(scores, fires)
+    summary = summarise(scores, fires, list(concepts), len(fires), **kw)
+    if paired:
+        summary["negative_side_units"] = int(scores["negative"].sum())
     # Concepts absent from the scored text cannot be captured; do not list them as misses.
     absent = {concepts[i] for i in range(len(concepts)) if sizes[i] == 0}
     summary["uncaptured_concepts"] = [c for c in summary["uncaptured_concepts"] if c not in absent]
@@ -108,12 +133,17 @@ def _best_f1_over_densities(acts: torch.Tensor, labels: torch.Tensor, n_concepts
 
 
 def score_matched(acts: torch.Tensor, labels: torch.Tensor, concepts: list[str],
-                  densities: tuple[float, ...] = DENSITIES, **kw: Any) -> dict[str, Any]:
-    """Summary for real-valued unit activations (tokens, units) under the one-rule-for-all thresholds."""
+                  densities: tuple[float, ...] = DENSITIES, paired: bool = False, **kw: Any) -> dict[str, Any]:
+    """Summary for real-valued unit activations (tokens, units) under the one-rule-for-all thresholds (`paired`:
+    as in `score_against_concepts`)."""
     if acts.shape[0] != labels.shape[0]:
         raise ValueError(f"{acts.shape[0]} activation rows but {labels.shape[0]} labels")
     fires, scores = _best_f1_over_densities(acts, labels, len(concepts), densities)
-    summary = summarise(scores, fires, concepts, acts.shape[1], **kw)
+    if paired:
+        scores, fires = _better_sign(scores, fires)
+    summary = summarise(scores, fires, concepts, len(fires), **kw)
+    if paired:
+        summary["negative_side_units"] = int(scores["negative"].sum())
     present = torch.bincount(labels[labels >= 0], minlength=len(concepts)) > 0
     summary["uncaptured_concepts"] = [c for i, c in enumerate(concepts)
                                       if present[i] and c in summary["uncaptured_concepts"]]
@@ -150,17 +180,17 @@ def score_sae_and_neurons(model: torch.nn.Module, sae: torch.nn.Module, site_nam
     sae_summary, sae_scores = score_against_concepts(active, lab, concepts)
     fired = active.float().mean(0)
     density = float(fired[fired > 0].mean()) if (fired > 0).any() else 0.01
-    neuron_acts = torch.cat(neurons)
-    neuron_summary, _ = score_against_concepts(neuron_firing(neuron_acts, density), lab, concepts)
+    neuron_acts = signed(torch.cat(neurons))
+    neuron_summary, _ = score_against_concepts(neuron_firing(neuron_acts, density), lab, concepts, paired=True)
     matched = {"features": score_matched(feat_acts, lab, concepts),
-               "neurons": score_matched(neuron_acts, lab, concepts)}
+               "neurons": score_matched(neuron_acts, lab, concepts, paired=True)}
     scored = torch.nonzero(active[lab >= 0].sum(0) >= sae_summary["thresholds"]["min_fires"]).squeeze(-1)
     ranked = sorted(scored.tolist(), key=lambda j: (-float(sae_scores["precision"][j]),
                                                     -float(sae_scores["recall"][j])))
     top = [{"feature": j, "concept": concepts[int(sae_scores["concept"][j])],
             "precision": round(float(sae_scores["precision"][j]), 4),
             "recall": round(float(sae_scores["recall"][j]), 4)} for j in ranked[:12]]
-    return {"features": sae_summary, "neurons": {**neuron_summary, "site": neuron_site.name,
+    return {"features": sae_summary, "neurons": {**neuron_summary, "site": neuron_site.name, "signs": "both",
                                                  "firing_density": round(density, 5)},
             "matched": matched,
             "top_features": top, "tokens": int((lab >= 0).sum()), "positions": ">= 1 (position 0 excluded)",
