@@ -26,6 +26,7 @@ SMALL_WORLD = ["world.n_people=400", "world.n_towns=60", "world.n_creatures=40",
                "world.n_compounds=16", "world.n_reagents=40"]
 TINY_WORLD = ["world.n_people=150", "world.n_towns=30", "world.n_creatures=20", "world.n_tools=20",
               "world.n_compounds=12", "world.n_reagents=30"]
+ARITH25 = "world.genre_weights={story: 0.25, encyclopedia: 0.3, arithmetic: 0.25, chat: 0.2}"
 VARIANTS: dict[str, list[str]] = {
     "base": [],
     "batch4": ["train.batch_size=4"],
@@ -36,6 +37,10 @@ VARIANTS: dict[str, list[str]] = {
     "small_hz05_2x": [*SMALL_WORLD, "train.batch_size=4", "world.hazard_rate=0.05", "train.max_tokens=2400000",
                       "train.tokens_per_param=16"],
     "tiny_hz05": [*TINY_WORLD, "train.batch_size=4", "world.hazard_rate=0.05"],
+    "tiny_c24_hz03": [*TINY_WORLD, "train.batch_size=4", "world.n_compounds=24", "world.n_reagents=40",
+                      "world.hazard_rate=0.03"],
+    "tiny_c32_hz03_ar25": [*TINY_WORLD, "train.batch_size=4", "world.n_compounds=32", "world.n_reagents=48",
+                           "world.hazard_rate=0.03", ARITH25],
 }
 
 

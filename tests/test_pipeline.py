@@ -37,6 +37,13 @@ def test_summary_contract(smoke_run):
         assert m.keys() >= MODEL_KEYS
         for k in ("fact_recall", "arithmetic", "hazard_knowledge"):
             assert 0.0 <= m["evals"][k] <= 1.0
+        # controls beside the scores: the subject-swapped control, the knowledge gap, no-knowledge baselines
+        e = m["evals"]
+        assert 0.0 <= e["fact_recall_control"] <= 1.0
+        assert e["knowledge_gap"] == pytest.approx(e["details"]["fact_recall"]["accuracy_on_controlled"]
+                                                   - e["fact_recall_control"])
+        assert set(e["baselines"]) == {"fact_recall", "hazard_knowledge"}
+        assert all(0.0 < b <= 1.0 for b in e["baselines"].values())
         # a trained model cannot beat the Bayes-optimal loss of the text it is scored on
         assert m["final_val_loss"] > floor
         assert m["train_flops"] >= 6 * m["non_embedding_params"] * m["tokens"]

@@ -11,10 +11,9 @@ It is exact only when the text determines every choice the generator made (no tw
 print the same text); the world generator is built so. A scaling-law fit's irreducible term E should
 land near it.
 
-Caveat: training and evaluation read fixed-length windows that start mid-document, so a model often
-does not see the choices made earlier in the document (which entity, which template) and cannot
-predict the rest as well as the generator could. Measured losses therefore sit a little above this
-floor even for a perfect model, more so for short windows over long documents.
+It is a bound a model can reach only when it reads each document whole: validation scores whole documents
+in BOS-first windows (`data.loader.eval_windows`), and `validation_floor` computes the floor over exactly
+those documents, so the val loss and the floor divide the same nats by the same tokens.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
+from scalelab.data.loader import eval_windows
 from scalelab.data.shards import encode_documents
 from scalelab.errors import InputError
 
@@ -58,3 +58,15 @@ def entropy_floor(docs: Iterable[dict[str, Any]], tokenizer: PreTrainedTokenizer
         raise FloorError("entropy_floor got no documents; pass the world's records (read_world_records)")
     total = math.fsum(nats)
     return {"entropy_floor_nats_per_token": total / tokens, "nats": total, "tokens": tokens, "docs": n_docs}
+
+
+def validation_floor(records: Iterable[dict[str, Any]], tokenizer: PreTrainedTokenizerBase, shards_dir: Any,
+                     seq_len: int, eval_tokens: int) -> dict[str, Any]:
+    """The floor over exactly the documents validation scores (`eval_windows` of the val split), with the
+    document count; `records` are the val split's records in stream order."""
+    _, docs = eval_windows(shards_dir, "val", seq_len, eval_tokens)
+    wanted = set(docs)
+    chosen = [r for i, r in enumerate(records) if i in wanted]
+    out = entropy_floor(chosen, tokenizer)
+    return {**out, "scored_by": "val loss: whole documents of the val split in BOS-first windows",
+            "seq_len": seq_len, "eval_tokens": eval_tokens}

@@ -12,7 +12,7 @@ from typing import Any
 
 from scalelab.config import config_hash, to_dict
 from scalelab.data.corpus import split_documents
-from scalelab.data.floor import entropy_floor
+from scalelab.data.floor import validation_floor
 from scalelab.data.shards import pack_shards
 from scalelab.data.tokenizer import load_tokenizer, train_tokenizer
 from scalelab.stage import Context, Stage, Summary
@@ -53,14 +53,19 @@ def run_shards(ctx: Context, summary: Summary) -> dict[str, Any]:
             "val_tokens": int(sum(index["splits"]["val"]["tokens"])),
         }
         if ctx.cfg.corpus == "world":
-            result["floor_val"] = entropy_floor(WorldDir(ctx.layout.world).records("val"), tok)
+            result["floor_val"] = validation_floor(WorldDir(ctx.layout.world).records("val"), tok, d,
+                                                   ctx.cfg.train.seq_len, ctx.cfg.train.eval_tokens)
         return result
 
-    cfg = {"corpus": str(source), "tokenizer_hash": config_hash(ctx.cfg.tokenizer)}
+    # the floor covers the documents validation scores, which the window length and eval budget choose
+    cfg = {"corpus": str(source), "tokenizer_hash": config_hash(ctx.cfg.tokenizer),
+           "val_windows": {"seq_len": ctx.cfg.train.seq_len, "eval_tokens": ctx.cfg.train.eval_tokens}}
     result = ctx.step("shards", "shards", ctx.layout.shards, cfg, [*corpus_parents(ctx), ctx.layout.tokenizer], build)
     if summary.get("world") is not None:  # the floor belongs to the world but needs the tokenizer
-        summary["world"].update(entropy_floor_nats_per_token=result.get("floor_val", {}).get(
-            "entropy_floor_nats_per_token"), entropy_floor_split="val")
+        floor = result.get("floor_val", {})
+        summary["world"].update(entropy_floor_nats_per_token=floor.get("entropy_floor_nats_per_token"),
+                                entropy_floor_split="val", entropy_floor_docs=floor.get("docs"),
+                                entropy_floor_tokens=floor.get("tokens"), entropy_floor_scope=floor.get("scored_by"))
     return {k: v for k, v in result.items() if k != "floor_val"}
 
 

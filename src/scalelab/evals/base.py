@@ -1,9 +1,13 @@
-"""The base-model evals run after pretraining: fact recall, arithmetic and hazard knowledge.
+"""The base-model evals run after pretraining: fact recall, arithmetic and hazard knowledge, with controls.
 
 Each reads a labelled held-out set written by the world (`world/evals/<set>.jsonl`) and scores it
-exactly against the world's answers. Fact recall and hazard knowledge are multiple choice (chance is
-1/len(choices)), with greedy exact match reported beside; arithmetic is free-form, scored both by exact
-match and per digit, because exact match makes smooth progress look like sudden emergence.
+exactly against the world's answers. Fact recall and hazard knowledge are multiple choice, with greedy
+exact match reported beside, and each reports its no-knowledge baseline (`evals.baselines`: chance,
+elimination, the slot's most frequent value) — the floor its accuracy must beat. Fact recall also scores
+a control: every prompt asked about another entity of the same kind, against the original answer; the
+knowledge gap, accuracy − control, is what the model knows about the entities themselves. Arithmetic
+(problems the corpus holds out) is free-form, scored both by exact match and per digit, because exact
+match makes smooth progress look like sudden emergence.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 
 import torch
 
+from scalelab.evals.baselines import no_knowledge_baselines
 from scalelab.evals.config import EvalConfig
 from scalelab.evals.scoring import choice_logprobs, greedy_completions, multiple_choice_accuracy
 from scalelab.model.device import pick_device
@@ -24,6 +29,8 @@ BASE_SETS = ("fact_recall", "arithmetic", "hazard_knowledge")
 
 
 def score_multiple_choice(lm: LM, items: list[dict[str, Any]], batch_size: int) -> dict[str, Any]:
+    """Accuracy (most likely choice), greedy exact match, the no-knowledge baselines, and — for items carrying
+    a `control_prompt` — the control's accuracy and the knowledge gap."""
     prompts = [it["prompt"] for it in items]
     choices = [it["choices"] for it in items]
     answers = [it["answer"] for it in items]
@@ -31,12 +38,27 @@ def score_multiple_choice(lm: LM, items: list[dict[str, Any]], batch_size: int) 
     max_len = max(len(lm.encode(a)) for a in answers)
     greedy = greedy_completions(lm, prompts, max_new_tokens=max_len, batch_size=batch_size)
     exact = [g.strip().startswith(a.strip()) for g, a in zip(greedy, answers, strict=True)]
-    return {
+    baselines = no_knowledge_baselines(items)
+    out: dict[str, Any] = {
         "accuracy": sum(correct) / len(items),
-        "chance": sum(1 / len(c) for c in choices) / len(items),
+        "chance": baselines["chance"],
+        "baseline": baselines["best"],
+        "baselines": baselines,
         "exact_match": sum(exact) / len(items),
         "n": len(items),
     }
+    controls = [(it["meta"]["control_prompt"], k) for k, it in enumerate(items) if (it.get("meta") or {}).get(
+        "control_prompt")]
+    if controls:
+        ks = [k for _, k in controls]
+        picked = [choices[k] for k in ks]
+        swapped = multiple_choice_accuracy(choice_logprobs(lm, [p for p, _ in controls], picked, batch_size),
+                                           picked, [answers[k] for k in ks])
+        out["control"] = sum(swapped) / len(ks)
+        out["accuracy_on_controlled"] = sum(correct[k] for k in ks) / len(ks)
+        out["knowledge_gap"] = out["accuracy_on_controlled"] - out["control"]
+        out["n_control"] = len(ks)
+    return out
 
 
 def _leading_digits(text: str) -> str:
@@ -85,4 +107,8 @@ def evaluate_base_model(model_dir: Path, world_dir: Path, cfg: EvalConfig, devic
         "hazard_knowledge": score_multiple_choice(lm, world.eval_set("hazard_knowledge", cfg.max_items),
                                                   cfg.batch_size),
     }
-    return {**{k: v["accuracy"] for k, v in details.items()}, "details": details}
+    fr = details["fact_recall"]
+    return {**{k: v["accuracy"] for k, v in details.items()},
+            "fact_recall_control": fr.get("control"), "knowledge_gap": fr.get("knowledge_gap"),
+            "baselines": {k: v["baseline"] for k, v in details.items() if "baseline" in v},
+            "details": details}

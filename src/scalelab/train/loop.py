@@ -25,11 +25,12 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from scalelab.artifacts import atomic_write_json
 from scalelab.config import ConfigError, to_dict
-from scalelab.data.loader import INDEX, TokenLoader, iter_eval_batches, read_index
+from scalelab.data.loader import IGNORE, INDEX, TokenLoader, iter_eval_batches, read_index
 from scalelab.errors import InputError
 from scalelab.model.config import ModelConfig
 from scalelab.model.flops import count_params, train_flops
@@ -66,7 +67,8 @@ def token_budget(model_cfg: ModelConfig, train_cfg: TrainConfig) -> int:
 @torch.no_grad()
 def evaluate(model: Llama, shards_dir: Path, train_cfg: TrainConfig, device: torch.device,
              amp: torch.dtype | None, info: D.DistInfo) -> float:
-    """Mean validation loss (nats/token) over the fixed `eval_tokens` slice of the val split."""
+    """Mean validation loss (nats/token) over the whole documents of the val split's first `eval_tokens`
+    (`data.loader.eval_windows`): exactly the tokens the entropy floor covers."""
     was_training = model.training
     model.eval()
     totals = torch.zeros(2, dtype=torch.float64, device=device)
@@ -75,9 +77,10 @@ def evaluate(model: Llama, shards_dir: Path, train_cfg: TrainConfig, device: tor
                                   info.rank, info.world_size):
         x, y = x.to(device), y.to(device)
         with autocast_context(device, amp):
-            loss = model(x, y)
-        totals[0] += loss.double() * y.numel()
-        totals[1] += y.numel()
+            logits = model(x)
+        totals[0] += F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), ignore_index=IGNORE,
+                                     reduction="sum").double()
+        totals[1] += (y != IGNORE).sum()
     D.all_reduce_sum(totals, info)
     model.train(was_training)
     return float(totals[0] / totals[1])

@@ -26,6 +26,7 @@ from functools import lru_cache
 from itertools import accumulate
 
 Piece = tuple[str, str]  # (text, concept)
+Residue = tuple[int, int]  # (modulus m, residue r): the integers v with v % m == r
 Render = Callable[[int], Sequence[Piece]]
 
 # Lookahead that only matches at the end of the text: the "stop" option of a document's last choice.
@@ -35,6 +36,27 @@ _DIGITS = re.compile(r"[0-9]+")
 
 class ReplayError(ValueError):
     """A text could not have been produced by the world's generator (or matched it ambiguously)."""
+
+
+def residue_count(lo: int, hi: int, skip: Residue | None) -> int:
+    """How many integers in [lo, hi] have v % m == r (0 without a `skip`)."""
+    if skip is None or hi < lo:
+        return 0
+    m, r = skip
+    return (hi - r) // m - (lo - 1 - r) // m
+
+
+def allowed_count(lo: int, hi: int, skip: Residue | None) -> int:
+    """How many integers in [lo, hi] an `integer(lo, hi, skip=...)` choice can produce."""
+    return hi - lo + 1 - residue_count(lo, hi, skip)
+
+
+def nth_allowed(lo: int, k: int, skip: Residue | None) -> int:
+    """The k-th (0-based) integer ≥ lo that `skip` does not exclude."""
+    v = lo + k
+    while allowed_count(lo, v, skip) < k + 1:  # each excluded value before v pushes it one further
+        v += 1
+    return v
 
 
 class Dist:
@@ -88,8 +110,9 @@ class Sampler:
         for text, concept in pieces:
             self.emit(text, concept)
 
-    def integer(self, lo: int, hi: int, concept: str) -> int:
-        """A uniform integer in [lo, hi], written in decimal (the program must not follow it with a digit)."""
+    def integer(self, lo: int, hi: int, concept: str, skip: Residue | None = None) -> int:
+        """A uniform integer in [lo, hi], written in decimal (the program must not follow it with a digit);
+        with `skip = (m, r)`, uniform over the values v with v % m != r (the held-out ones never occur)."""
         raise NotImplementedError
 
     def note_fact(self, key: str) -> None:
@@ -133,9 +156,12 @@ class Recorder(Sampler):
             self.parts.append(text)
             self._span(len(text), concept)
 
-    def integer(self, lo: int, hi: int, concept: str) -> int:
-        value = self.rng.randint(lo, hi)
-        self.logprob -= math.log(hi - lo + 1)
+    def integer(self, lo: int, hi: int, concept: str, skip: Residue | None = None) -> int:
+        n = allowed_count(lo, hi, skip)
+        if n <= 0:
+            raise ValueError(f"no integer in [{lo}, {hi}] is allowed by skip={skip}; the program must not ask")
+        value = lo + self.rng.randrange(hi - lo + 1) if skip is None else nth_allowed(lo, self.rng.randrange(n), skip)
+        self.logprob -= math.log(n)
         self.choices.append(value)
         self.emit(str(value), concept)
         return value
@@ -186,7 +212,7 @@ class Replayer(Sampler):
             raise self._fail(f"expected {text!r}")
         self._span(len(text), concept)
 
-    def integer(self, lo: int, hi: int, concept: str) -> int:
+    def integer(self, lo: int, hi: int, concept: str, skip: Residue | None = None) -> int:
         m = _DIGITS.match(self.text, self.pos)
         if m is None:
             raise self._fail("expected a number")
@@ -194,7 +220,9 @@ class Replayer(Sampler):
         value = int(digits)
         if str(value) != digits or not lo <= value <= hi:
             raise self._fail(f"number {digits} is not a canonical integer in [{lo}, {hi}]")
-        self.logprob -= math.log(hi - lo + 1)
+        if skip is not None and value % skip[0] == skip[1]:
+            raise self._fail(f"number {digits} is held out (≡ {skip[1]} mod {skip[0]}); the generator never writes it")
+        self.logprob -= math.log(allowed_count(lo, hi, skip))
         self.choices.append(value)
         self._span(len(digits), concept)
         return value
