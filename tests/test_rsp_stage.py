@@ -7,16 +7,24 @@ hand-made fit.json so forecasts appear without a sweep) is shared by every test 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import scalelab.rsp.safeguards as safeguards
+import scalelab.rsp.stage as rsp_stage
+from scalelab.artifacts import model_sha256
 from scalelab.cli import app
+from scalelab.evals.capability.runner import EvalScore
 from scalelab.presets import load_config
-from scalelab.rsp.assess import VERDICTS
-from scalelab.rsp.gate import DETERMINATION_FILE, read_determination
+from scalelab.rsp.assess import VERDICTS, assess_scores
+from scalelab.rsp.gate import DETERMINATION_FILE, read_determination, record_safeguards, write_determination
+from scalelab.rsp.policy import load_policy
+from scalelab.rsp.safeguards import OutputFilter
+from scalelab.rsp.safeguards.catalogue import judge, parse_bounds
 from scalelab.rsp.stage import cadence
 from scalelab.scaling.forecast import ForecastTable, fit_capability
 
@@ -149,25 +157,30 @@ def test_cadence():
     assert due == [True, False, True, True, True]
 
 
-def test_chat_applies_the_output_filter_when_safeguards_are_on(run, tmp_path, monkeypatch):
-    import shutil
+CROSSING = {ev: {"zero_shot": EvalScore(ev, "accuracy", v, (v - 0.05, v + 0.05), 100, "zero_shot", None, [])}
+            for ev, v in (("hazard_mc", 0.6), ("hazard_freeform", 0.0), ("general_capability", 0.2))}
 
-    from scalelab.artifacts import model_sha256
-    from scalelab.evals.capability.runner import EvalScore
-    from scalelab.rsp.assess import assess_scores
-    from scalelab.rsp.gate import record_safeguards, write_determination
-    from scalelab.rsp.policy import load_policy
-    from scalelab.rsp.safeguards import OutputFilter, SafeguardResult
 
+def copied_model(run, tmp_path: Path) -> Path:
     model = tmp_path / "model"
     shutil.copytree(run[0] / "models" / "d1" / "final", model)
+    return model
+
+
+def test_chat_applies_the_output_filter_when_safeguards_are_on(run, tmp_path, monkeypatch):
+    model = copied_model(run, tmp_path)
     policy = load_policy("default")
-    scores = {ev: {"zero_shot": EvalScore(ev, "accuracy", v, (v - 0.05, v + 0.05), 100, "zero_shot", None, [])}
-              for ev, v in (("hazard_mc", 0.6), ("hazard_freeform", 0.0), ("general_capability", 0.2))}
-    write_determination(model, assess_scores(policy, scores, model="m", model_sha=model_sha256(model)))
+    write_determination(model, assess_scores(policy, CROSSING, model="m", model_sha=model_sha256(model)))
     (tmp_path / "filter").mkdir()
-    record_safeguards(model, [SafeguardResult("output_filter", "leak_rate", 0.0, "leak_rate <= 0.05", True)],
-                      output_filter=tmp_path / "filter")
+    passing = {"refusal_robustness": {"attack_success_rate": 0.0},
+               "hazard_classifier": {"precision": 1.0, "recall": 1.0}, "output_filter": {"leak_rate": 0.0}}
+    results = [judge(name, parse_bounds(name, bounds), passing[name], {})
+               for name, bounds in policy.required_safeguards(3).items()]
+    # the output filter alone, passing, is not the ASL-3 set: chat refuses even with safeguards on
+    record_safeguards(model, [r for r in results if r.name == "output_filter"], output_filter=tmp_path / "filter")
+    r = CliRunner().invoke(app, ["chat", str(model), "-n", "4", "--safeguards", "on"], input="the steps for it\n")
+    assert r.exit_code == 1 and "refusal_robustness" in r.output and "hazard_classifier" in r.output, r.output
+    record_safeguards(model, results, output_filter=tmp_path / "filter")
 
     class BlockAll:
         def check(self, prompt: str, reply: str) -> tuple[bool, str]:
@@ -182,3 +195,24 @@ def test_chat_applies_the_output_filter_when_safeguards_are_on(run, tmp_path, mo
     r = runner.invoke(app, ["chat", str(model), "-n", "4", "--safeguards", "on"], input="the steps for it\n")
     assert r.exit_code == 0, r.output
     assert "[blocked reply to 'the steps for it']" in r.output and loaded == [(tmp_path / "filter").resolve()]
+
+
+def test_safeguards_met_in_the_stage_summary_needs_every_required_safeguard(run, tmp_path, monkeypatch):
+    """What the stage records as `safeguards_met` (assess_and_record's safeguards report): a measurement that
+    returns fewer safeguards than the determined level requires is not met, even when each one passed."""
+    model = copied_model(run, tmp_path)
+    policy = load_policy("default")
+    monkeypatch.setattr(rsp_stage, "assess_model", lambda model_dir, *a, **k: assess_scores(
+        policy, CROSSING, model="m", model_dir=model_dir, model_sha=model_sha256(model_dir)))
+
+    def two_of_three(model_dir, world_dir, required, *, sae_dir=None, limit=None, work_dir):
+        return [judge(name, parse_bounds(name, bounds), {"attack_success_rate": 0.0, "precision": 1.0,
+                                                         "recall": 1.0}, {})
+                for name, bounds in required.items() if name != "output_filter"]
+
+    monkeypatch.setattr(safeguards, "measure_safeguards", two_of_three)
+    a, guards = rsp_stage.assess_and_record(model, policy, run[0] / "world", tmp_path / "rsp", limit=4,
+                                            elicitations=["zero_shot"], fit_json=None, safeguards=True)
+    assert a.crossed == ["CBRN-3"] and [r["passed"] for r in guards["results"]] == [True, True]
+    assert guards["met"] is False and guards["unmet"][0].startswith("output_filter (leak_rate <= 0.05)")
+    assert read_determination(model)["safeguards_met"] is False

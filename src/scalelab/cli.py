@@ -18,6 +18,7 @@ import typer
 
 from scalelab.config import ConfigError
 from scalelab.errors import MissingInput, UserError
+from scalelab.web.cli import serve
 
 if TYPE_CHECKING:
     from scalelab.presets import RunConfig
@@ -229,7 +230,7 @@ def run(out: OutOpt = Path("out/run"), preset: PresetOpt = None, set_: SetOpt = 
         if fresh:
             clean(out)
         summary = run_all(cfg, out)
-        typer.echo(f"report: {out / 'report.md'}  ({summary['wall_seconds']} s)")
+        typer.echo(f"report: {out / 'report.md'}  ({summary['wall_seconds']} s); browse it: scalelab serve --out {out}")
     _guard(body)
 
 
@@ -358,6 +359,8 @@ def posttrain(model: Annotated[Path, typer.Option("--model", help="HF checkpoint
     _guard(body)
 
 
+app.command()(serve)
+
 rsp_app = typer.Typer(no_args_is_help=True,
                       help="Responsible Scaling Policy: capability assessments, safeguards, the deployment gate.")
 app.add_typer(rsp_app, name="rsp")
@@ -408,9 +411,11 @@ def rsp_safeguards(model: Annotated[Path, typer.Argument(help="an assessed HF ch
             raise MissingInput(f"cannot find the world of {model} (no world/evals above it); pass --world")
         name = RunLayout.model_label(model)
         report = measure_required(model, load_policy(policy), world, out / name, sae_dir=sae, limit=limit)
-        state = ("none defined" if report["met"] is None else "none required" if not report["results"]
+        state = ("none defined" if report["met"] is None else "none required" if not report["required"]
                  else "met" if report["met"] else "NOT met")
         typer.echo(f"ASL-{report['asl']} safeguards: {state} → {out / name / 'safeguards_report.md'}")
+        for reason in report["unmet"]:
+            typer.echo(f"  not met: {reason}")
     _guard(body)
 
 

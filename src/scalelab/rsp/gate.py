@@ -6,22 +6,28 @@ the policy's name and hash, the ASL, the crossed thresholds and the safeguards t
 output filter it built lives). Two readers:
 
 - `gate(model_dir, policy)`: ok unless a threshold was crossed and the safeguards its level requires are
-  not all measured and passed (never measured, failed, measured for another level, or undefined by the
-  policy). Only crossed thresholds gate: the baseline level's safeguards are measured and reported, not
-  enforced here, as the issue's gate asks. A missing, stale (weights changed) or other-policy
-  determination is a user error (`GateError`): the CLI exits 2; a refusal exits 1; ok exits 0.
+  not all measured and passed. Met means every REQUIRED safeguard of the determined level has a recorded
+  result, measured for that level against the policy's criterion, with a value and a pass; a required
+  safeguard that is missing from the record, unmeasured (no value), judged against another criterion or
+  failed refuses, and the reasons name each one. A level the policy defines no safeguards for is never met.
+  What was recorded beyond the requirement neither helps nor hurts. Only crossed thresholds gate: the
+  baseline level's safeguards are measured and reported, not enforced here, as the issue's gate asks. A
+  missing, stale (weights changed) or other-policy determination is a user error (`GateError`): the CLI
+  exits 2; a refusal exits 1; ok exits 0.
 - `check_serving(model_dir, safeguards_on)`: what `scalelab chat` calls. It raises `GateRefused` when the
   determination says the model needs safeguards and they are switched off, or cannot be switched on
-  (not measured, failed, no output filter built); with them on it returns the sidecar, whose
-  `output_filter` the chat loop applies to every reply. A model never assessed has no sidecar and is
-  served as is (there is nothing to enforce); a sidecar whose weights hash no longer matches is refused.
+  (a required safeguard missing, unmeasured or failed, by the gate's rule; no output filter built); with
+  them on it returns the sidecar, whose `output_filter` the chat loop applies to every reply. A model never
+  assessed has no sidecar and is served as is (there is nothing to enforce); a sidecar whose weights hash
+  no longer matches is refused.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +36,7 @@ from scalelab.artifacts import atomic_write_json, atomic_write_text
 from scalelab.errors import InputError
 from scalelab.rsp.assess import Assessment, model_sha256
 from scalelab.rsp.policy import Policy, asl_name
+from scalelab.rsp.safeguards.catalogue import criterion, parse_bounds
 
 DETERMINATION_FILE = "rsp_determination.json"
 
@@ -91,34 +98,68 @@ def _current(model_dir: Path, policy: Policy | None) -> dict[str, Any]:
     return det
 
 
-def _unmet(det: dict[str, Any]) -> list[str]:
-    """Why the determination's required safeguards are not met ([] when they are)."""
-    asl = int(det["asl"])
-    if det.get("required_safeguards") is None:
+def unmet_safeguards(required: Mapping[str, Mapping[str, float]] | None, results: Sequence[Mapping[str, Any]],
+                     asl: int) -> list[str]:
+    """One reason per required safeguard without a measured, passing result ([] when all are met).
+
+    `results` are the recorded results for level `asl` (dicts with name, metric, value, criterion, passed and
+    optionally observed). A result counts only when it was judged against the criterion the policy sets for
+    this level (`catalogue.criterion`), has a value, and passed; every result recorded for a required
+    safeguard must pass.
+    """
+    if required is None:
         return [f"the policy defines no safeguards for {asl_name(asl)}, so they can never be met"]
-    if det.get("safeguards_met") is None or det.get("safeguards_asl") != asl:
-        return [f"the {asl_name(asl)} safeguards ({', '.join(det['required_safeguards']) or 'none'}) have not been "
-                "measured; run `scalelab rsp safeguards --policy FILE MODEL`"]
-    if not det["safeguards_met"]:
-        failed = [f"{s['name']}: {s['metric']}={s['value']:.3f} fails {s['criterion']}"
-                  for s in det.get("safeguards") or [] if not s["passed"]]
-        return [f"{asl_name(asl)} safeguards failed: " + "; ".join(failed or ["(see the safeguards report)"])]
-    return []
+    by_name: dict[str, list[Mapping[str, Any]]] = {}
+    for r in results:
+        by_name.setdefault(str(r["name"]), []).append(r)
+    rerun = "run `scalelab rsp safeguards --policy FILE MODEL`"
+    out = []
+    for name, bounds in required.items():
+        want = criterion(parse_bounds(name, bounds))
+        got = by_name.get(name)
+        if not got:
+            out.append(f"{name} ({want}) has not been measured for {asl_name(asl)}; {rerun}")
+        for r in got or []:
+            if r.get("criterion") != want:
+                out.append(f"{name} was judged against {r.get('criterion')!r}, not {asl_name(asl)}'s {want}; {rerun}")
+            elif not _measured(r.get("value")):
+                out.append(f"{name}: {r.get('metric')} was not measured ({want} cannot be checked)")
+            elif not r.get("passed"):
+                out.append(f"{name}: {_observed(r)} fails {want}")
+    return out
+
+
+def _measured(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _observed(r: Mapping[str, Any]) -> str:
+    """The measured values of a result, e.g. "precision=0.950, recall=0.800" (unmeasured ones as –)."""
+    observed = r.get("observed") or {r["metric"]: r["value"]}
+    return ", ".join(f"{k}={v:.3f}" if _measured(v) else f"{k}=–" for k, v in observed.items())
+
+
+def _unmet(det: dict[str, Any]) -> list[str]:
+    """Why the determination's required safeguards are not met ([] when they are): the recorded results count
+    only when they were measured for the determined level (the stored `safeguards_met` flag is not trusted)."""
+    asl = int(det["asl"])
+    results = (det.get("safeguards") or []) if det.get("safeguards_asl") == asl else []
+    return unmet_safeguards(det.get("required_safeguards"), results, asl)
 
 
 def gate(model_dir: Path, policy: Policy) -> GateResult:
     """May this model be deployed under `policy`? (See the module docstring for the rule.)"""
     det = _current(model_dir, policy)
     crossed, asl = list(det.get("crossed") or []), int(det["asl"])
+    unmet = _unmet(det)
     result = GateResult(ok=True, reasons=[], asl=asl, crossed=crossed,
-                        required_safeguards=det.get("required_safeguards"), safeguards_met=det.get("safeguards_met"))
+                        required_safeguards=det.get("required_safeguards"), safeguards_met=not unmet)
     if not crossed:
         result.reasons = [f"no capability threshold crossed; {asl_name(asl)} (the policy's baseline)"]
         return result
-    unmet = _unmet(det)
     head = f"crossed {', '.join(crossed)}, which requires {asl_name(asl)} safeguards"
     result.ok = not unmet
-    result.reasons = [f"{head}: " + ("all measured and met" if not unmet else "; ".join(unmet))]
+    result.reasons = [f"{head}: all measured and met"] if not unmet else [f"{head}: not met", *unmet]
     return result
 
 
@@ -161,14 +202,15 @@ def serving_filter(model_dir: Path, safeguards_on: bool) -> Any:
 
 def record_safeguards(model_dir: Path, results: Sequence[Any], *, output_filter: Path | None,
                       report: Path | None = None) -> dict[str, Any]:
-    """Store measured safeguards (SafeguardResult objects) in the sidecar; met = every one passed (the policy's
-    required set for the level; an empty set is met)."""
+    """Store measured safeguards (SafeguardResult objects) in the sidecar; met = every safeguard the
+    determination requires has a measured, passing result among them (`unmet_safeguards`; a level that
+    requires nothing is met, one the policy leaves undefined never is)."""
     det = _current(model_dir, None)
+    recorded = [_recorded(r) for r in results]
     det.update({
-        "safeguards_met": all(bool(r.passed) for r in results),  # a level that requires nothing is met
+        "safeguards_met": not unmet_safeguards(det.get("required_safeguards"), recorded, int(det["asl"])),
         "safeguards_asl": int(det["asl"]),
-        "safeguards": [{"name": r.name, "metric": r.metric, "value": float(r.value), "criterion": r.criterion,
-                        "passed": bool(r.passed)} for r in results],
+        "safeguards": recorded,
         "output_filter": None if output_filter is None else str(Path(output_filter).resolve()),
         "safeguards_report": None if report is None else str(Path(report).resolve()),
         "safeguards_measured": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
@@ -192,10 +234,11 @@ def measure_required(model_dir: Path, policy: Policy, world_dir: Path, out_dir: 
                                                          sae_dir=sae_dir, limit=limit, work_dir=work)
     # the hazard classifier measure_safeguards trained and saved is what OutputFilter.load reads
     filt = work / CLASSIFIER_DIR if results and (work / CLASSIFIER_DIR).is_dir() else None
+    unmet = unmet_safeguards(required, [_recorded(r) for r in results], asl)
     report = {"model_dir": str(Path(model_dir).resolve()), "policy_name": policy.name,
               "policy_sha256": policy.sha256, "asl": asl, "crossed": det.get("crossed") or [],
               "required": required, "results": [_result_dict(r) for r in results],
-              "met": None if required is None else all(r.passed for r in results),
+              "met": None if required is None else not unmet, "unmet": unmet,
               "output_filter": None if filt is None else str(filt),
               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     atomic_write_json(out_dir / "safeguards_report.json", report)
@@ -203,6 +246,12 @@ def measure_required(model_dir: Path, policy: Policy, world_dir: Path, out_dir: 
     if required is not None:
         record_safeguards(model_dir, results, output_filter=filt, report=out_dir / "safeguards_report.md")
     return report
+
+
+def _recorded(r: Any) -> dict[str, Any]:
+    """What the sidecar keeps of a SafeguardResult: enough for the gate to check it against the policy."""
+    return {"name": r.name, "metric": r.metric, "value": float(r.value), "criterion": r.criterion,
+            "passed": bool(r.passed), "observed": dict((r.details or {}).get("observed") or {})}
 
 
 def _result_dict(r: Any) -> dict[str, Any]:
@@ -219,14 +268,17 @@ def safeguards_report_markdown(report: dict[str, Any]) -> str:
              f"(crossed: {', '.join(report['crossed']) or 'none'}).", ""]
     if report["required"] is None:
         return "\n".join([*lines, f"The policy defines no safeguards for {asl}: they cannot be met."]) + "\n"
-    if not report["results"]:
+    if not report["required"]:
         return "\n".join([*lines, f"{asl} requires no safeguards."]) + "\n"
     lines += [f"**{asl} safeguards {'met' if report['met'] else 'NOT met'}.** Each criterion was checked by "
-              "running the safeguard.", "", "| safeguard | measured | criterion | passed |", "|---|---|---|---|"]
+              "running the safeguard; met means every safeguard the level requires was measured and passed.", "",
+              "| safeguard | measured | criterion | passed |", "|---|---|---|---|"]
     for r in report["results"]:
         observed = (r.get("details") or {}).get("observed") or {r["metric"]: r["value"]}
-        measured = ", ".join(f"{k} {v:.3f}" if isinstance(v, int | float) else f"{k} –" for k, v in observed.items())
+        measured = ", ".join(f"{k} {v:.3f}" if _measured(v) else f"{k} –" for k, v in observed.items())
         lines.append(f"| {r['name']} | {measured} | {r['criterion']} | {'yes' if r['passed'] else '**no**'} |")
+    if report.get("unmet"):
+        lines += ["", "Not met:", "", *[f"- {u}" for u in report["unmet"]]]
     if report.get("output_filter"):
         lines += ["", f"Output filter for serving: `{report['output_filter']}` "
                   "(`scalelab chat --safeguards on` applies it)."]

@@ -55,12 +55,16 @@ def parse_bounds(name: str, bounds: Mapping[str, float]) -> list[tuple[str, str,
     return out
 
 
+def criterion(bounds: list[tuple[str, str, float]]) -> str:
+    """The pass criterion as recorded with a result, e.g. "precision >= 0.9 and recall >= 0.9"."""
+    return " and ".join(f"{metric} {'>=' if side == 'min' else '<='} {bound:g}" for metric, side, bound in bounds)
+
+
 def judge(name: str, bounds: list[tuple[str, str, float]], observed: Mapping[str, float | None],
           details: dict[str, Any]) -> SafeguardResult:
     """Check every bound against the observed metrics; an unmeasurable metric fails its bound."""
-    parts, ok = [], True
+    ok = True
     for metric, side, bound in bounds:
-        parts.append(f"{metric} {'>=' if side == 'min' else '<='} {bound:g}")
         v = observed.get(metric)
         if v is None or (isinstance(v, float) and math.isnan(v)):
             ok = False
@@ -68,5 +72,5 @@ def judge(name: str, bounds: list[tuple[str, str, float]], observed: Mapping[str
             ok = ok and (v >= bound if side == "min" else v <= bound)
     metric = bounds[0][0]
     value = observed.get(metric)
-    return SafeguardResult(name, metric, float("nan") if value is None else float(value), " and ".join(parts), ok,
+    return SafeguardResult(name, metric, float("nan") if value is None else float(value), criterion(bounds), ok,
                            {"observed": dict(observed), **details})
