@@ -6,12 +6,12 @@ run on the non-hold-out runs only; the hold-out runs (≥ 4× the largest fitted
 predicted and compared with what they measured:
 
 - loss: the Chinchilla approach-3 law at the hold-out's (N, D), with the bootstrap band of the law;
-- capabilities: for each world eval, accuracy as a chance-floored sigmoid of the validation loss (the
+- capabilities: for each world eval, accuracy as a baseline-floored sigmoid of the validation loss (the
   two-step method of Llama 3 and AI2's ladders), evaluated at the law's predicted loss for the
   hold-out, each bootstrap refit of the sigmoid paired with one of the law, so the interval carries both.
 
 `forecast(eval_name, compute)` on the stored `ForecastTable` (`load_forecast_table`) answers the RSP
-stage's question for a compute-optimal run of any size. Evals on which every fitted run scored at chance
+stage's question for a compute-optimal run of any size. Evals on which every fitted run scored at its baseline
 carry no signal to fit and are listed under `forecasts_skipped` instead.
 """
 
@@ -45,14 +45,17 @@ def to_runs(records: Sequence[dict[str, Any]]) -> list[Run]:
 
 
 def eval_series(evals: dict[str, Any] | None) -> dict[str, tuple[float, float]]:
-    """{eval name: (accuracy, chance)} for one run: the three world evals and arithmetic by digit count."""
+    """{eval name: (accuracy, floor)} for one run: the three world evals and arithmetic by digit count. A
+    multiple-choice eval's floor is its best no-knowledge baseline (`evals.baselines`), not 1/choices: what a
+    model scores from the prompt alone is not capability."""
     if not evals:
         return {}
     details = evals.get("details", {})
     out: dict[str, tuple[float, float]] = {}
     for name in ("fact_recall", "hazard_knowledge"):
         if name in evals:
-            out[name] = (float(evals[name]), float(details.get(name, {}).get("chance", 0.0)))
+            d = details.get(name, {})
+            out[name] = (float(evals[name]), float(d.get("baseline", d.get("chance", 0.0))))
     arith = details.get("arithmetic")
     if arith:
         out["arithmetic"] = (float(arith["accuracy"]), 0.0)
@@ -94,7 +97,7 @@ def fit_forecasts(records: Sequence[dict[str, Any]], law: ChinchillaFit, n_boots
         acc = [s[name][0] for s in series]
         chance = float(np.mean([s[name][1] for s in series]))
         if max(acc) <= chance + 1e-9:
-            skipped[name] = f"every fitted run scored at or below chance ({chance:.3g}): no signal to fit"
+            skipped[name] = f"every fitted run scored at or below its no-knowledge baseline ({chance:.3g}): no signal"
             continue
         try:
             fits[name] = fit_capability([r["final_val_loss"] for r in fitted], acc, chance=chance, basis="loss",

@@ -14,7 +14,9 @@ ceiling:
   of a Chinchilla fit — and its bootstrap samples are paired with the sigmoid's, so the interval carries
   both uncertainties.
 
-The floor is fixed at the eval's chance accuracy; the ceiling is fitted in (chance, 1] unless given.
+The floor (`chance`) is fixed at the eval's no-knowledge baseline — for the world's multiple-choice sets the best
+of chance, elimination and the frequency prior (`evals.baselines`), for exact-match sets 0; the ceiling is
+fitted in (floor, 1] unless given.
 Intervals are bootstrap percentile intervals over resampled runs: a band on the expected accuracy,
 not on one run's measured score, which also has the eval's sampling noise (±sqrt(p(1−p)/n_items)).
 """

@@ -48,20 +48,23 @@ def section_ladder(summary: Summary, out: Path) -> str:
     models = summary.get("models", [])
     if not models:
         return ""
+    floor = (summary.get("world") or {}).get("entropy_floor_nats_per_token")
     rows = []
     for m in models:
         ev = m.get("evals") or {}
         rows.append([m["name"], m["params"], m["non_embedding_params"], m["tokens"], m["train_flops"],
-                     m["final_val_loss"], round(m["tokens_per_second"]), ev.get("fact_recall"),
-                     ev.get("arithmetic"), ev.get("hazard_knowledge")])
+                     m["final_val_loss"], None if floor is None else m["final_val_loss"] - floor,
+                     round(m["tokens_per_second"]), ev.get("fact_recall"), ev.get("arithmetic"),
+                     ev.get("hazard_knowledge")])
     text = ["## The ladder", "",
             "Parameters N count every weight; non-embedding N excludes the token embedding and the (untied) "
-            "unembedding. Train FLOPs follow `scalelab.model.flops.train_flops`. Eval columns are accuracies "
-            "on the world's held-out sets (fact recall and hazard knowledge: multiple choice among 4, chance "
-            "0.25; arithmetic: exact match, chance ≈ 0).", "",
-            table(["model", "params", "non-emb params", "tokens", "train FLOPs", "val loss", "tok/s",
+            "unembedding. Train FLOPs follow `scalelab.model.flops.train_flops`. The val loss scores whole "
+            "documents of the validation split (each token with its whole document in view), the tokens the "
+            "entropy floor is computed over, so `− floor` is how far each rung is from the bound. Eval columns are "
+            "accuracies on the world's held-out sets; their controls and no-knowledge baselines are in the next "
+            "section.", "",
+            table(["model", "params", "non-emb params", "tokens", "train FLOPs", "val loss", "− floor", "tok/s",
                    "fact recall", "arithmetic", "hazard"], rows)]
-    floor = (summary.get("world") or {}).get("entropy_floor_nats_per_token")
     png = plot_training_curves(models, out, out / "training_curves.png", floor)
     if png is not None:
         text += ["", f"![training curves]({png.name})"]
