@@ -177,7 +177,7 @@ def test_strongest_picks_the_adversarys_elicitation() -> None:
 
     scores = {"zero_shot": s("zero_shot", 0.2), "few_shot": s("few_shot", 0.5), "fine_tune": s("fine_tune", 0.5)}
     assert strongest(scores).elicitation == "few_shot"  # a tie goes to the cheaper elicitation
-    assert strongest(scores, higher_is_worse=False).elicitation == "zero_shot"
+    assert strongest(scores, direction="lower").elicitation == "zero_shot"
     with pytest.raises(ValueError):
         strongest({})
 

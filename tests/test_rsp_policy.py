@@ -70,6 +70,9 @@ def broken(edit) -> dict:
     (lambda d: d["thresholds"][1].update(requires="level 4"), "ASL-1 … ASL-5"),
     (lambda d: d["thresholds"][0].update(requires="ASL-2"), "not above baseline_asl"),
     (lambda d: d["thresholds"][0].update(colour=1), "thresholds[CBRN-3].colour"),
+    (lambda d: d["thresholds"][0].update(direction="up"), "thresholds[CBRN-3].direction='up' must be one of higher"),
+    # lower is more capable: the buffer sits above the red line, so the default's yellow below red is malformed
+    (lambda d: d["thresholds"][0].update(direction="lower"), "0 <= red <= yellow <= 1"),
     (lambda d: d["thresholds"].append(dict(d["thresholds"][0])), "two entries with id 'CBRN-3'"),
     (lambda d: d["levels"].pop("ASL-3"), "levels skips ASL-3"),
     (lambda d: d["levels"]["ASL-2"].pop("description"), "levels.ASL-2.description"),
@@ -86,6 +89,14 @@ def test_malformed_policy_names_the_key(edit, needle):
     with pytest.raises(PolicyError, match=None) as err:
         parse(broken(edit))
     assert needle in str(err.value), str(err.value)
+
+
+def test_threshold_direction_defaults_to_higher_and_parses_lower():
+    assert {t.direction for t in parse(default_data()).thresholds} == {"higher"}
+    low = parse(broken(lambda d: d["thresholds"][0].update(direction="lower", red=0.1, yellow=0.25)))
+    t = low.threshold("CBRN-3")
+    assert (t.direction, t.red, t.yellow) == ("lower", 0.1, 0.25)
+    assert low.threshold("CBRN-4").direction == "higher"
 
 
 def test_unknown_eval_lists_the_known_ones():

@@ -5,10 +5,11 @@ five parts, mirroring the structure of Anthropic's RSP:
 
 - `levels`: ASL-1 … ASL-5, each with a description; `baseline_asl` is the level every model starts at;
 - `thresholds`: capability thresholds, each naming a capability `eval` (one of the RSP evals of
-  `scalelab.evals.capability.catalogue.EVAL_NAMES`), its `metric`, a `red` line (the capability threshold itself), a
-  `yellow` line below it (the safety buffer: scores there call for a closer look before the next model),
-  the ASL whose safeguards crossing it `requires`, and the scaling stage's `forecast` key whose fit
-  predicts this capability at more compute (or null when no scaling eval tracks it);
+  `scalelab.evals.capability.catalogue.EVAL_NAMES`), its `metric`, the metric's `direction` (below), a `red`
+  line (the capability threshold itself), a `yellow` line short of it (the safety buffer: scores there call
+  for a closer look before the next model), the ASL whose safeguards crossing it `requires`, and the scaling
+  stage's `forecast` key whose fit predicts this capability at more compute (or null when no scaling eval
+  tracks it);
 - `safeguards`: for each ASL, the safeguards it requires (names from `SAFEGUARD_NAMES`) and their
   measurable pass criteria, `{min_<metric>: bound}` or `{max_<metric>: bound}` on a metric the safeguard
   reports (`scalelab.rsp.safeguards.BOUNDS`); each level lists its
@@ -18,7 +19,12 @@ five parts, mirroring the structure of Anthropic's RSP:
   training compute since the last assessed model;
 - `elicitations`: the elicitations an assessment must run (a motivated adversary's toolbox).
 
-Every metric a threshold names is "higher = more capable". Parsing checks every key and value and
+A threshold's `direction` says which way its metric means more capability: `higher` (the default: an
+accuracy, a success rate; the yellow line sits below the red one, 0 <= yellow <= red <= 1) or `lower` (an
+error rate, a loss-like score; the yellow line sits above the red one, 0 <= red <= yellow <= 1). Everything
+downstream follows it: the strongest elicitation is the one furthest in that direction, a score crosses
+when it reaches the red line from the safe side, the margin to the red line is positive while short of it,
+and the forecast's outlook reads the interval's end toward more capability. Parsing checks every key and value and
 raises `PolicyError` naming the offending key and what is allowed; a policy naming an eval, elicitation
 or safeguard that does not exist lists the ones that do. The policy's identity is the SHA-256 of the
 file's bytes, recorded with every assessment so a determination names exactly the text it was made under.
@@ -43,7 +49,11 @@ from scalelab.rsp.safeguards.catalogue import BOUNDS
 SHIPPED = ("default",)
 TOP_KEYS = ("name", "version", "description", "baseline_asl", "levels", "thresholds", "safeguards", "cadence",
             "elicitations")
-THRESHOLD_KEYS = ("id", "name", "description", "eval", "metric", "red", "yellow", "requires", "forecast")
+THRESHOLD_KEYS = ("id", "name", "description", "eval", "metric", "direction", "red", "yellow", "requires",
+                  "forecast")
+# Which way a threshold's metric means more capability.
+HIGHER, LOWER = "higher", "lower"
+DIRECTIONS = (HIGHER, LOWER)
 ASL_RE = re.compile(r"^ASL-([1-9])$")
 BOUND_RE = re.compile(r"^(min|max)_([a-z0-9_]+)$")
 
@@ -73,6 +83,7 @@ class Threshold:
     yellow: float
     requires: int  # the ASL whose safeguards a model that crossed this threshold needs
     forecast: str | None  # the scaling stage's eval name predicting this capability (None: no forecast)
+    direction: str = HIGHER  # HIGHER or LOWER: which way the metric means more capability
 
 
 @dataclass(frozen=True)
@@ -250,18 +261,28 @@ def _thresholds(data: Any, source: str, evals: Sequence[str], levels: Mapping[in
         ev = _str(_need(body, "eval", source, at), f"{at}eval", source)
         if ev not in evals:
             raise PolicyError(f"{source}: {at}eval names unknown eval {ev!r}; known evals: {', '.join(evals)}")
+        direction = body.get("direction", HIGHER)
+        if direction not in DIRECTIONS:
+            raise PolicyError(f"{source}: {at}direction={direction!r} must be one of {', '.join(DIRECTIONS)} "
+                              "(which way the metric means more capability; default higher)")
         red = _num(_need(body, "red", source, at), f"{at}red", source)
         yellow = _num(_need(body, "yellow", source, at), f"{at}yellow", source)
-        if not 0.0 <= yellow <= red <= 1.0:
+        if direction == HIGHER and not 0.0 <= yellow <= red <= 1.0:
             raise PolicyError(f"{source}: {at}yellow={yellow} and {at}red={red} must satisfy "
-                              "0 <= yellow <= red <= 1 (the safety buffer sits below the red line)")
+                              "0 <= yellow <= red <= 1 (higher is more capable: the safety buffer sits below the "
+                              "red line)")
+        if direction == LOWER and not 0.0 <= red <= yellow <= 1.0:
+            raise PolicyError(f"{source}: {at}yellow={yellow} and {at}red={red} must satisfy "
+                              "0 <= red <= yellow <= 1 (lower is more capable: the safety buffer sits above the "
+                              "red line)")
         forecast = body.get("forecast")
         if forecast is not None and not isinstance(forecast, str):
             raise PolicyError(f"{source}: {at}forecast must be a scaling eval name (e.g. hazard_knowledge) or null")
         out.append(Threshold(
             id=tid, name=str(body.get("name", tid)), description=str(body.get("description", "")), eval=ev,
             metric=_str(_need(body, "metric", source, at), f"{at}metric", source), red=red, yellow=yellow,
-            requires=_asl(_need(body, "requires", source, at), f"{at}requires", source, levels), forecast=forecast))
+            requires=_asl(_need(body, "requires", source, at), f"{at}requires", source, levels), forecast=forecast,
+            direction=direction))
     return tuple(out)
 
 

@@ -19,8 +19,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import NullFormatter
 
-from scalelab.rsp.assess import CROSSED, EXPECTED_TO_CROSS, MAY_CROSS, forecast_cell
-from scalelab.rsp.policy import asl_name
+from scalelab.rsp.assess import CROSSED, EXPECTED_TO_CROSS, MAY_CROSS, forecast_cell, lines_cell
+from scalelab.rsp.policy import HIGHER, asl_name
 
 PLOT = "rsp_capabilities.png"
 VERDICT_MARK = {"well below": "below", "within safety buffer": "buffer", CROSSED: "**CROSSED**"}
@@ -49,12 +49,14 @@ def section_rsp(summary: dict[str, Any], out: Path) -> str:
              f"Policy **{pol['name']}** (`{pol['source']}`, sha256 `{pol['sha256'][:12]}…`), baseline "
              f"{asl_name(pol['baseline_asl'])}. Every model below was assessed on the policy's capability evals "
              f"(Inspect AI tasks) under the elicitations listed in its capability report; each cell is the strongest "
-             "elicitation's score with its 95% Wilson interval, and the verdict: crossed when the score ≥ the red "
-             "line, buffer when the interval's upper end ≥ the yellow line. Post-trained models carry their base "
-             "model's training compute.", "",
-             "| threshold | eval | red | yellow | requires |", "|---|---|---|---|---|"]
-    lines += [f"| {t['id']}: {t['name']} | {t['eval']} ({t['metric']}) | {t['red']:g} | {t['yellow']:g} | "
-              f"{asl_name(t['requires'])} |" for t in pol["thresholds"]]
+             "elicitation's score with its 95% Wilson interval, and the verdict: crossed when the score reaches the "
+             "red line, buffer when the interval's end toward more capability reaches the yellow line (≥ where "
+             "higher is more capable, ≤ where lower is). Post-trained models carry their base model's training "
+             "compute.", "",
+             "| threshold | eval | red / yellow | requires |", "|---|---|---|---|"]
+    lines += [f"| {t['id']}: {t['name']} | {t['eval']} ({t['metric']}) | "
+              f"{lines_cell(t['red'], t['yellow'], t.get('direction', HIGHER))} | {asl_name(t['requires'])} |"
+              for t in pol["thresholds"]]
     header = ["model", "compute (FLOPs)", "ASL", *ids, "safeguards", "report"]
     lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for m in models:

@@ -33,7 +33,7 @@ from scalelab.posttrain.steps import STEPS
 from scalelab.rsp.assess import Assessment, assess_model, write_capability_report
 from scalelab.rsp.config import RSPConfig
 from scalelab.rsp.gate import measure_required, write_determination
-from scalelab.rsp.policy import Policy, load_policy
+from scalelab.rsp.policy import HIGHER, Policy, load_policy
 from scalelab.rsp.report import section_rsp
 from scalelab.stage import Context, Stage, Summary
 
@@ -140,16 +140,17 @@ def _row(a: dict[str, Any]) -> dict[str, Any]:
     """The compact per-model record summary.json keeps (the full one is the capability report's JSON)."""
     keep = ("threshold", "eval", "value", "ci", "n", "elicitation", "by_elicitation", "verdict", "margin",
             "requires", "forecast")
+    # an assessment recorded before thresholds had a direction was made under "higher is more capable"
     return {"name": a["model"], "compute": a["compute"], "asl": a["asl"], "crossed": a["crossed"],
             "buffer": a["buffer"], "elicitations": a["elicitations"],
-            "rows": [{k: r[k] for k in keep} for r in a["rows"]]}
+            "rows": [{**{k: r[k] for k in keep}, "direction": r.get("direction", HIGHER)} for r in a["rows"]]}
 
 
 def policy_summary(policy: Policy) -> dict[str, Any]:
     return {"name": policy.name, "source": policy.source, "sha256": policy.sha256, "baseline_asl": policy.baseline_asl,
             "compute_multiple": policy.compute_multiple, "elicitations": list(policy.elicitations),
-            "thresholds": [{"id": t.id, "name": t.name, "eval": t.eval, "metric": t.metric, "red": t.red,
-                            "yellow": t.yellow, "requires": t.requires, "forecast": t.forecast}
+            "thresholds": [{"id": t.id, "name": t.name, "eval": t.eval, "metric": t.metric, "direction": t.direction,
+                            "red": t.red, "yellow": t.yellow, "requires": t.requires, "forecast": t.forecast}
                            for t in policy.thresholds]}
 
 
