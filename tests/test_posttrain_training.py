@@ -27,6 +27,7 @@ from scalelab.posttrain.steps import (
     RED_TEAM_KINDS,
     StepInputs,
     helpfulness_data,
+    label_accuracy,
     preference_pairs,
     sl_cai,
     sl_cai_data,
@@ -271,3 +272,12 @@ def test_preference_pairs_compare_disjoint_sample_pairs_and_can_drop_ties(model_
     assert decided["compared"] == four["compared"]
     with pytest.raises(ValueError, match="rl_cai_samples=3"):
         pairs(rl_cai_samples=3)
+
+
+def test_label_accuracy_scores_a_tie_as_half_and_counts_decided_pairs():
+    # a judge that never prefers either reply scores 0.5 however the oracle's preferences fall
+    assert label_accuracy([0.5, 0.5, 0.5, 0.5], [0.0, 0.0, 0.0, 1.0]) == (0.5, 4)
+    assert label_accuracy([0.5, 0.5, 0.5, 0.5], [1.0, 1.0, 1.0, 0.0]) == (0.5, 4)
+    # soft labels count by the side they lean to; the oracle's own ties are left out of n
+    assert label_accuracy([0.9, 0.2, 0.5, 0.7, 0.6], [1.0, 1.0, 0.0, 0.5, 0.5]) == (pytest.approx(1.5 / 3), 3)
+    assert label_accuracy([0.9], [0.5]) == (None, 0)

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from scalelab.posttrain.report import CAPABILITY_COLUMNS, CHAT_COLUMNS
+from scalelab.posttrain.report import CAPABILITY_COLUMNS, CHAT_COLUMNS, accuracy_n
 from scalelab.posttrain.steps import STEPS
 
 STEP_ROWS = ("base", *STEPS)
@@ -32,9 +32,9 @@ def feedback_agreement(summary: dict[str, Any]) -> dict[str, Any]:
     """How the run's feedback model compares with the oracle, from its per-step details."""
     det = summary.get("details", {})
     sl, rl, ch = det.get("sl_cai", {}), det.get("rl_cai", {}), det.get("character", {})
-    return {"rl_label_accuracy": rl.get("label_accuracy_vs_oracle"),
-            "rl_decided_pairs": rl.get("oracle_decided_pairs"), "rl_label_strength": rl.get("label_strength"),
-            "rm_accuracy_vs_oracle": (rl.get("reward_model") or {}).get("heldout_accuracy_vs_oracle"),
+    return {"rl_label_accuracy": accuracy_n(rl, "label_accuracy_vs_oracle", 2),
+            "rl_label_strength": rl.get("label_strength"),
+            "rm_accuracy_vs_oracle": accuracy_n(rl.get("reward_model") or {}, "heldout_accuracy_vs_oracle", 2),
             "sl_quality_initial": sl.get("oracle_quality_initial"),
             "sl_quality_revised": sl.get("oracle_quality_revised"),
             "teacher_quality": ch.get("teacher_oracle_quality")}
@@ -51,13 +51,13 @@ def compare_table(summaries: list[dict[str, Any]]) -> str:
             cells = [_cell(row.get(c)) + (f" / {_cell(sysrow[c])}" if c in sysrow else "") for c in cols]
             label = "start" if step == "base" and "sft" not in s["steps"] else step
             lines.append(f"| {s['feedback']} | {label} | " + " | ".join(cells) + " |")
-    lines += ["", "| feedback | RL-CAI label accuracy vs oracle (decided pairs) | label strength | "
-              "RM held-out accuracy vs oracle | SL-CAI reply quality before → after revision | "
+    lines += ["", "| feedback | RL-CAI label accuracy vs oracle (n decided pairs) | label strength | "
+              "RM held-out accuracy vs oracle (n) | SL-CAI reply quality before → after revision | "
               "character teacher quality |", "|---|---|---|---|---|---|"]
     for s in summaries:
         a = feedback_agreement(s)
-        lines.append(f"| {s['feedback']} | {_cell(a['rl_label_accuracy'])} ({a['rl_decided_pairs']}) | "
-                     f"{_cell(a['rl_label_strength'])} | {_cell(a['rm_accuracy_vs_oracle'])} | "
+        lines.append(f"| {s['feedback']} | {a['rl_label_accuracy']} | "
+                     f"{_cell(a['rl_label_strength'])} | {a['rm_accuracy_vs_oracle']} | "
                      f"{_cell(a['sl_quality_initial'])} → {_cell(a['sl_quality_revised'])} | "
                      f"{_cell(a['teacher_quality'])} |")
     return "\n".join(lines)

@@ -16,6 +16,13 @@ def _f(x: Any) -> str:
     return "–" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
 
 
+def accuracy_n(d: dict[str, Any], key: str, digits: int = 3) -> str:
+    """An accuracy with the number of pairs it is over, e.g. "0.750 (n=24)"; "–" when there is none (a summary
+    written before n was recorded shows the value alone)."""
+    value, n = d.get(key), d.get(key + "_n")
+    return "–" if value is None else f"{value:.{digits}f}" + ("" if n is None else f" (n={n})")
+
+
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
             *["| " + " | ".join(_f(c) for c in r) + " |" for r in rows]]
@@ -58,9 +65,11 @@ def section_posttrain(summary: dict[str, Any], out: Path) -> str:
     if rl:
         rm = rl.get("reward_model", {})
         lines += ["", f"RL-CAI: {rl.get('pairs')} reply pairs labelled by {rl.get('feedback')}; label accuracy "
-                  f"against the oracle {_f(rl.get('label_accuracy_vs_oracle'))}. Reward model pairwise accuracy on "
-                  f"{_f(rm.get('heldout_pairs'))} held-out pairs: {_f(rm.get('heldout_accuracy'))} against the "
-                  f"feedback labels, {_f(rm.get('heldout_accuracy_vs_oracle'))} against the oracle."]
+                  f"against the oracle {accuracy_n(rl, 'label_accuracy_vs_oracle')}. Reward model pairwise accuracy "
+                  f"on {_f(rm.get('heldout_pairs'))} held-out pairs: {accuracy_n(rm, 'heldout_accuracy')} against "
+                  f"the feedback labels, {accuracy_n(rm, 'heldout_accuracy_vs_oracle')} against the oracle. Each "
+                  "accuracy counts the n pairs whose reference label is not a tie; a 0.5 label or equal rewards "
+                  "score half."]
     sl = det.get("sl_cai", {})
     if sl:
         lines += ["", f"SL-CAI: {sl.get('prompts')} red-team requests, {sl.get('rounds')} critique → revision "

@@ -139,12 +139,19 @@ def sl_cai(lm: LM, inp: StepInputs) -> dict[str, Any]:
             "steps": len(losses), "loss_last": losses[-1], "records": records[:5]}
 
 
-def label_accuracy(labels: list[float], oracle: list[float]) -> float | None:
-    """How often a soft label points the same way as the oracle's, over pairs the oracle does not tie."""
-    decided = [(p, o) for p, o in zip(labels, oracle, strict=True) if o != 0.5]
+def label_accuracy(labels: list[float], reference: list[float]) -> tuple[float | None, int]:
+    """How often a soft label points the same way as the reference label, over the pairs the reference does
+    not tie (≠ 0.5): (accuracy, n), accuracy None when n is 0.
+
+    A label of exactly 0.5 states no preference and scores half. Half is what a coin flip scores in
+    expectation, so abstaining earns neither a right answer's credit nor a wrong one's blame; excluding ties
+    instead would let a judge that abstains on every hard pair look as accurate as one that decides them, and
+    feedback models compared side by side would be scored on different pairs.
+    """
+    decided = [(p, o) for p, o in zip(labels, reference, strict=True) if o != 0.5]
     if not decided:
-        return None
-    return sum((p > 0.5) == (o > 0.5) for p, o in decided) / len(decided)
+        return None, 0
+    return sum(0.5 if p == 0.5 else float((p > 0.5) == (o > 0.5)) for p, o in decided) / len(decided), len(decided)
 
 
 def check_rl_cai_samples(k: int) -> None:
@@ -182,10 +189,10 @@ def rl_cai(lm: LM, inp: StepInputs) -> dict[str, Any]:
     items = prompt_pool(inp.world_dir, PREFERENCE_KINDS, cfg.rl_cai_prompts, cfg.seed + 1, cfg.prompt_paraphrase)
     pairs = preference_pairs(lm, inp, items)
     n = len(pairs["items"])
+    accuracy, n_decided = label_accuracy(pairs["labels"], pairs["oracle"])
     res: dict[str, Any] = {"feedback": inp.feedback.name, "prompts": len(items), "compared_pairs": pairs["compared"],
-                           "pairs": n,
-                           "label_accuracy_vs_oracle": label_accuracy(pairs["labels"], pairs["oracle"]),
-                           "oracle_decided_pairs": sum(o != 0.5 for o in pairs["oracle"]),
+                           "pairs": n, "label_accuracy_vs_oracle": accuracy,
+                           "label_accuracy_vs_oracle_n": n_decided,  # the pairs the oracle does not tie
                            "mean_label": sum(pairs["labels"]) / n if n else None,
                            # how far labels are from a coin flip: 0.5 for hard labels, ~0 for a judge that cannot tell
                            "label_strength": sum(abs(p - 0.5) for p in pairs["labels"]) / n if n else None}
@@ -215,10 +222,13 @@ def _reward_model(lm: LM, inp: StepInputs, ra, rb, pairs) -> dict[str, Any]:
                                 [pairs["labels"][i] for i in train], _pad(lm), _optim(cfg, cfg.rm_epochs, salt=4))
     r_a = rewards(rm, [ra[i] for i in test], _pad(lm))
     r_b = rewards(rm, [rb[i] for i in test], _pad(lm))
-    pred = [1.0 if x > y else 0.0 for x, y in zip(r_a, r_b, strict=True)]
+    # equal rewards state no preference, as a 0.5 label does
+    pred = [1.0 if x > y else 0.0 if x < y else 0.5 for x, y in zip(r_a, r_b, strict=True)]
+    vs_feedback, n_feedback = label_accuracy(pred, [pairs["labels"][i] for i in test])
+    vs_oracle, n_oracle = label_accuracy(pred, [pairs["oracle"][i] for i in test])
     return {"train_pairs": len(train), "heldout_pairs": len(test), "loss_last": losses[-1],
-            "heldout_accuracy": label_accuracy(pred, [pairs["labels"][i] for i in test]),
-            "heldout_accuracy_vs_oracle": label_accuracy(pred, [pairs["oracle"][i] for i in test])}
+            "heldout_accuracy": vs_feedback, "heldout_accuracy_n": n_feedback,
+            "heldout_accuracy_vs_oracle": vs_oracle, "heldout_accuracy_vs_oracle_n": n_oracle}
 
 
 def character(lm: LM, inp: StepInputs) -> dict[str, Any]:
