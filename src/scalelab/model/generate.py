@@ -18,7 +18,7 @@ capability evals sample from the full distribution.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 
@@ -44,6 +44,20 @@ def _sample(logits: torch.Tensor, temperature: float, top_p: float,
 def generate(model: Llama, prompts: list[list[int]], max_new_tokens: int, temperature: float = 1.0,
              top_p: float = 1.0, stop_ids: Sequence[int] = (), seed: int | None = None) -> list[list[int]]:
     """New tokens for each prompt (the prompt not repeated), ending before the first stop id."""
+    out: list[list[int]] = [[] for _ in prompts]
+    for step in generate_stream(model, prompts, max_new_tokens, temperature, top_p, stop_ids, seed):
+        for row, token in enumerate(step):
+            if token is not None:
+                out[row].append(token)
+    return out
+
+
+@torch.no_grad()
+def generate_stream(model: Llama, prompts: list[list[int]], max_new_tokens: int, temperature: float = 1.0,
+                    top_p: float = 1.0, stop_ids: Sequence[int] = (),
+                    seed: int | None = None) -> Iterator[list[int | None]]:
+    """`generate`, one decoding step at a time: yields each row's new token (None once the row has stopped), so a
+    server can send tokens as they are sampled. Collecting the steps gives exactly what `generate` returns."""
     if not prompts or any(len(p) == 0 for p in prompts):
         raise InputError("every prompt needs at least one token (start it with the BOS id)")
     if temperature < 0 or not 0 < top_p <= 1:
@@ -63,25 +77,24 @@ def generate(model: Llama, prompts: list[list[int]], max_new_tokens: int, temper
     mask = (causal & valid[:, None, :width]) | torch.eye(width, dtype=torch.bool, device=device)
     was_training = model.training
     model.eval()
-    cache = KVCache(model.cfg, batch, width + max_new_tokens, device, param.dtype)
-    logits = model(ids, positions=positions, mask=mask[:, None], cache=cache)[:, -1]
-    out: list[list[int]] = [[] for _ in range(batch)]
-    finished = torch.zeros(batch, dtype=torch.bool, device=device)
-    stops = torch.tensor(list(stop_ids), dtype=torch.long, device=device)
-    next_pos = positions[:, -1] + 1
-    for step in range(max_new_tokens):
-        token = _sample(logits, temperature, top_p, generator)
-        finished |= torch.isin(token, stops)
-        for row in (~finished).nonzero().flatten().tolist():
-            out[row].append(int(token[row]))
-        if bool(finished.all()) or step == max_new_tokens - 1:
-            break
-        valid[:, width + step] = True
-        key_mask = valid[:, None, None, :width + step + 1]
-        logits = model(token[:, None], positions=next_pos[:, None], mask=key_mask, cache=cache)[:, -1]
-        next_pos = next_pos + 1
-    model.train(was_training)
-    return out
+    try:
+        cache = KVCache(model.cfg, batch, width + max_new_tokens, device, param.dtype)
+        logits = model(ids, positions=positions, mask=mask[:, None], cache=cache)[:, -1]
+        finished = torch.zeros(batch, dtype=torch.bool, device=device)
+        stops = torch.tensor(list(stop_ids), dtype=torch.long, device=device)
+        next_pos = positions[:, -1] + 1
+        for step in range(max_new_tokens):
+            token = _sample(logits, temperature, top_p, generator)
+            finished |= torch.isin(token, stops)
+            yield [None if done else int(t) for t, done in zip(token.tolist(), finished.tolist(), strict=True)]
+            if bool(finished.all()) or step == max_new_tokens - 1:
+                break
+            valid[:, width + step] = True
+            key_mask = valid[:, None, None, :width + step + 1]
+            logits = model(token[:, None], positions=next_pos[:, None], mask=key_mask, cache=cache)[:, -1]
+            next_pos = next_pos + 1
+    finally:
+        model.train(was_training)
 
 
 class _RowSeededNoise(torch.nn.Module):

@@ -16,7 +16,7 @@ sample through this one module, so a prompt becomes a reply the same way everywh
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from torch import nn
 
 from scalelab.chat_format import BOS, END, Message
 from scalelab.errors import InputError, MissingInput
-from scalelab.model.generate import generate, generate_rows
+from scalelab.model.generate import generate, generate_rows, generate_stream
 from scalelab.model.hf import load_model, save_hf
 from scalelab.model.llama import Llama
 
@@ -119,6 +119,20 @@ class LM:
             else:
                 out += self._hf_generate(chunk, max_new_tokens, temperature, top_p, chunk_seed)
         return out
+
+    @torch.no_grad()
+    def stream(self, prompt: Sequence[int], max_new_tokens: int, *, temperature: float = 0.0, top_p: float = 1.0,
+               seed: int | None = 0) -> Iterator[int]:
+        """The new token ids for one prompt, yielded as each is sampled; together they are exactly
+        `generate([prompt], ...)[0]`. Models scalelab's Llama does not run are generated whole, then yielded."""
+        if not self.is_scalelab:
+            yield from self.generate([prompt], max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)[0]
+            return
+        for step in generate_stream(self.model, [list(prompt)], max_new_tokens, temperature=temperature,  # type: ignore[arg-type]
+                                    top_p=top_p, stop_ids=self.stop_ids(), seed=seed):
+            if step[0] is None:
+                return
+            yield step[0]
 
     def complete(self, texts: Sequence[str], max_new_tokens: int = 64, *, temperature: float = 0.0,
                  top_p: float = 1.0, seed: int | None = 0, row_seeds: Sequence[int] | None = None,
