@@ -60,3 +60,7 @@ def random_smoke_model(out: Path) -> tuple[Path, object]:
     cfg = ModelConfig(depth=1, aspect_ratio=32, head_dim=16, vocab_size=len(tok), max_seq_len=256)
     final = save_hf(Llama(cfg), out / "models" / "d1" / "final", tokenizer_dir=out / "tokenizer")
     return Path(final), cfg
+
+
+# The web app tests share one run, one server and one browser per session (tests/web_fixtures.py).
+pytest_plugins = ["web_fixtures"]

@@ -18,6 +18,7 @@ import typer
 
 from scalelab.config import ConfigError
 from scalelab.errors import MissingInput, UserError
+from scalelab.web.cli import serve
 
 if TYPE_CHECKING:
     from scalelab.presets import RunConfig
@@ -229,7 +230,7 @@ def run(out: OutOpt = Path("out/run"), preset: PresetOpt = None, set_: SetOpt = 
         if fresh:
             clean(out)
         summary = run_all(cfg, out)
-        typer.echo(f"report: {out / 'report.md'}  ({summary['wall_seconds']} s)")
+        typer.echo(f"report: {out / 'report.md'}  ({summary['wall_seconds']} s); browse it: scalelab serve --out {out}")
     _guard(body)
 
 
@@ -357,6 +358,8 @@ def posttrain(model: Annotated[Path, typer.Option("--model", help="HF checkpoint
         typer.echo(json.dumps({k: summary[k] for k in ("model", "feedback", "steps", "targets")}, indent=2))
     _guard(body)
 
+
+app.command()(serve)
 
 rsp_app = typer.Typer(no_args_is_help=True,
                       help="Responsible Scaling Policy: capability assessments, safeguards, the deployment gate.")
