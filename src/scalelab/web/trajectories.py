@@ -58,7 +58,7 @@ def episode(folder: Path, name: str) -> dict[str, Any]:
              if line.strip()]
     frames = [{**s, "size": png_size(traj / s["screenshot"]) if s.get("screenshot") else None} for s in steps]
     final = meta.get("final_screenshot")
-    return {**known[name], "meta": meta, "steps": frames, "final": final,
+    return {**known[name], "n_steps": known[name]["steps"], "meta": meta, "steps": frames, "final": final,
             "final_size": png_size(traj / final) if final else None}
 
 
