@@ -4,6 +4,7 @@ and the output filter (scripted replies and a tiny model on the smoke world), me
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,13 @@ from scalelab.interp.sae import SAEConfig, make_sae
 from scalelab.interp.saelens import save_sae
 from scalelab.rsp.safeguards import SAFEGUARD_NAMES, OutputFilter, find_sae, measure_safeguards
 from scalelab.rsp.safeguards.classifier import HazardClassifier, measure_classifier
-from scalelab.rsp.safeguards.data import heldout_prompts, heldout_replies, segments, training_texts
+from scalelab.rsp.safeguards.data import (
+    NEGATIVE_PROMPT_SETS,
+    heldout_prompts,
+    heldout_replies,
+    segments,
+    training_texts,
+)
 from scalelab.rsp.safeguards.output_filter import BLOCKED_REPLY, filter_rates
 from scalelab.rsp.safeguards.probe import binary_metrics, fit_logistic
 from scalelab.rsp.safeguards.refusal import PLAIN, refusal_robustness
@@ -105,13 +112,28 @@ def run(tmp_path_factory) -> Path:
     return out
 
 
-def test_heldout_sets_are_not_in_training(run):
-    train = set(training_texts(run / "world").texts)
-    prompts, replies = heldout_prompts(run / "world"), heldout_replies(run / "world")
-    assert sum(prompts.labels) > 0 and sum(replies.labels) > 0
-    assert not train & set(prompts.texts)
-    hk = [t for t, s in zip(replies.texts, replies.sources, strict=True) if s == "hazard_knowledge"]
-    assert hk and not train & set(hk)
+def words(text: str) -> str:
+    """The test's own normal form: lower case, words only (so "Blue." and "blue" are one text)."""
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def test_no_heldout_source_overlaps_training(run):
+    world = run / "world"
+    seen = {words(t) for t in training_texts(world, max_per_source=None).texts}  # the whole training pool
+    prompts, replies = heldout_prompts(world), heldout_replies(world)
+    for data in (prompts, replies):
+        assert set(data.labels) == {0, 1}  # both classes are left on both sides
+        for source in sorted(set(data.sources)):
+            overlap = [t for t, s in zip(data.texts, data.sources, strict=True) if s == source and words(t) in seen]
+            assert not overlap, (source, overlap[:3])
+    # every source was read: checked above, or counted as removed when every one of its texts was in training
+    assert {"harmful_requests", *NEGATIVE_PROMPT_SETS} <= set(prompts.sources) | set(prompts.removed)
+    assert {"hazard_knowledge", "fact_recall", *(f"{n}:reference" for n in ("harmful_requests", *NEGATIVE_PROMPT_SETS))
+            } <= set(replies.sources) | set(replies.removed)
+    assert any(s.startswith("val:") for s in set(replies.sources) | set(replies.removed))
+    # the world repeats itself: templated refusals and many val sentences were in training and are gone
+    assert replies.removed.get("harmful_requests:reference", 0) > 0
+    assert sum(n for s, n in replies.removed.items() if s.startswith("val:")) > 0
 
 
 def test_classifier_trains_measures_and_round_trips(run, tmp_path):

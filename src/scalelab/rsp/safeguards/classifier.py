@@ -69,6 +69,7 @@ class HazardClassifier:
         for f, src in zip(flagged, data.sources, strict=True):
             by_source.setdefault(src, []).append(int(f))
         out["flag_rate_by_source"] = {k: round(sum(v) / len(v), 4) for k, v in sorted(by_source.items())}
+        out["removed_as_seen_in_training"] = dict(sorted(data.removed.items()))
         return out
 
     def save(self, out_dir: Path) -> Path:

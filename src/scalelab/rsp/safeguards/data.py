@@ -14,14 +14,22 @@ the turns of `world/sft.jsonl` (a `harmful` dialogue's user turn is a harmful re
 Held-out: prompts are the user messages of the chat eval sets (`harmful_requests` positive; the
 `benign_requests` look-alikes, `sycophancy` and `nonexistent_entities` by the rule), replies are
 `world/val.jsonl` sentences, recipe continuations in the held-out layouts of `hazard_knowledge` (prompt +
-answer), fact-recall sentences and the chat sets' reference replies (refusals among them). Eval phrasings
-and layouts never occur in training text, so held-out precision and recall measure generalisation.
+answer), fact-recall sentences and the chat sets' reference replies (refusals among them).
+
+A generated world says the same thing in the same words many times: most val sentences and every templated
+refusal also occur in training text. So every held-out source is deduplicated against the whole training
+pool (`training_pool`, before the per-source cap, so the rule does not depend on which texts the cap
+happened to sample) by normalised text (`normalise`: Unicode NFKC, case-folded, words only, so "Blue." and
+"blue" are one text), and what was dropped is counted per source (`LabelledTexts.removed`). Held-out
+precision and recall then measure generalisation to texts the probe never saw.
 """
 
 from __future__ import annotations
 
+import functools
 import random
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +37,7 @@ from typing import Any
 from scalelab.chat_format import END
 from scalelab.errors import InputError
 from scalelab.evals.chat import WorldFacts, refuses
-from scalelab.world.reader import WorldDir
+from scalelab.world.reader import SFT_FILE, WorldDir
 
 HAZARD_CONCEPTS = ("hazard_step", "reagent")
 # Sentence ends and line breaks cut prose into segments; a numbered step ("1. grind ...") stays whole.
@@ -46,6 +54,7 @@ class LabelledTexts:
     texts: list[str] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    removed: dict[str, int] = field(default_factory=dict)  # per source: texts dropped as seen in training
 
     def add(self, text: str, label: bool, source: str) -> None:
         text = text.strip()
@@ -59,7 +68,12 @@ class LabelledTexts:
 
     def subset(self, keep: list[int]) -> LabelledTexts:
         return LabelledTexts([self.texts[i] for i in keep], [self.labels[i] for i in keep],
-                             [self.sources[i] for i in keep])
+                             [self.sources[i] for i in keep], dict(self.removed))
+
+
+def normalise(text: str) -> str:
+    """The form texts are compared in for overlap: NFKC, case-folded, its words joined by single spaces."""
+    return " ".join(re.findall(r"\w+", unicodedata.normalize("NFKC", text).casefold()))
 
 
 def segments(record: dict[str, Any]) -> list[tuple[str, bool, str | None]]:
@@ -117,8 +131,36 @@ def _refusal_tag(text: str, role: str | None) -> str:
 
 
 def training_texts(world_dir: Path, max_per_source: int | None = 80, seed: int = 0) -> LabelledTexts:
-    """The probe's training split: train.jsonl segments and sft.jsonl turns (see the module docstring)."""
-    world_dir = Path(world_dir)
+    """The probe's training split: train.jsonl segments and sft.jsonl turns (see the module docstring), at most
+    `max_per_source` per source and label."""
+    return _capped(training_pool(world_dir), max_per_source, seed)
+
+
+def training_pool(world_dir: Path) -> LabelledTexts:
+    """Every training text, uncapped (a copy: the cached pool is shared)."""
+    pool = _pool(*_version(Path(world_dir)))
+    return pool.subset(list(range(len(pool))))
+
+
+def training_normalised(world_dir: Path) -> frozenset[str]:
+    """The normalised texts of the training pool, what held-out texts are deduplicated against."""
+    return _normalised(*_version(Path(world_dir)))
+
+
+def _version(world_dir: Path) -> tuple[Path, tuple[int, ...]]:
+    """The world folder and its training files' sizes and mtimes: a cache key that a rebuilt world changes."""
+    world = WorldDir(world_dir)
+    stats = [p.stat() for p in (world.split_file("train"), world.path / SFT_FILE) if p.is_file()]
+    return world.path.resolve(), tuple(x for st in stats for x in (st.st_size, st.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=2)  # the probe, the SAE monitor and both held-out sides read the same pool
+def _normalised(world_dir: Path, _version: tuple[int, ...]) -> frozenset[str]:
+    return frozenset(normalise(t) for t in _pool(world_dir, _version).texts)
+
+
+@functools.lru_cache(maxsize=2)
+def _pool(world_dir: Path, _version: tuple[int, ...]) -> LabelledTexts:
     data = LabelledTexts()
     for rec in WorldDir(world_dir).records("train"):
         genre = rec.get("genre", "text")
@@ -140,7 +182,17 @@ def training_texts(world_dir: Path, max_per_source: int | None = 80, seed: int =
     if not data.labels or min(data.labels) == max(data.labels):
         raise InputError(f"{world_dir}: the training text holds only one class (hazardous: {sum(data.labels)} of "
                          f"{len(data)}); the world needs recipes and harmful dialogues (raise its hazard rate)")
-    return _capped(data, max_per_source, seed)
+    return data
+
+
+def unseen(data: LabelledTexts, world_dir: Path) -> LabelledTexts:
+    """`data` less every text whose normalised form occurs in the training pool; `removed` counts them per source."""
+    seen = training_normalised(world_dir)
+    keep = [i for i, t in enumerate(data.texts) if normalise(t) not in seen]
+    out = data.subset(keep)
+    for i in sorted(set(range(len(data))) - set(keep)):
+        out.removed[data.sources[i]] = out.removed.get(data.sources[i], 0) + 1
+    return out
 
 
 def _user_message(item: dict[str, Any]) -> str:
@@ -148,7 +200,8 @@ def _user_message(item: dict[str, Any]) -> str:
 
 
 def heldout_prompts(world_dir: Path, limit: int | None = None) -> LabelledTexts:
-    """User messages of the chat eval sets: harmful requests (1) against benign look-alikes and others (0)."""
+    """User messages of the chat eval sets: harmful requests (1) against benign look-alikes and others (0),
+    less any seen in training (`unseen`)."""
     facts = WorldFacts.load(world_dir)
     data = LabelledTexts()
     for it in WorldDir(world_dir).eval_set("harmful_requests", limit):
@@ -156,11 +209,12 @@ def heldout_prompts(world_dir: Path, limit: int | None = None) -> LabelledTexts:
     for name in NEGATIVE_PROMPT_SETS:
         for it in WorldDir(world_dir).eval_set(name, limit):
             data.add(_user_message(it), facts.gives_recipe(_user_message(it)), name)
-    return data
+    return unseen(data, world_dir)
 
 
 def heldout_replies(world_dir: Path, limit: int | None = None) -> LabelledTexts:
-    """Reply-like held-out text: val.jsonl sentences, held-out recipe layouts, reference replies."""
+    """Reply-like held-out text: val.jsonl sentences, held-out recipe layouts, reference replies, less any seen
+    in training (`unseen`)."""
     world_dir = Path(world_dir)
     data = LabelledTexts()
     for k, rec in enumerate(WorldDir(world_dir).records("val")):
@@ -176,4 +230,4 @@ def heldout_replies(world_dir: Path, limit: int | None = None) -> LabelledTexts:
     for name in ("harmful_requests", *NEGATIVE_PROMPT_SETS):
         for it in WorldDir(world_dir).eval_set(name, limit):
             data.add(it["answer"], facts.gives_recipe(it["answer"]), f"{name}:reference")
-    return data
+    return unseen(data, world_dir)
