@@ -16,8 +16,17 @@ from pathlib import Path
 from scalelab.config import ConfigError, apply_overrides, read_yaml
 from scalelab.data.config import TokenizerConfig
 from scalelab.evals.config import EvalConfig
-from scalelab.interp.config import ActivationsConfig, InterpConfig
+from scalelab.interp.config import (
+    ActivationsConfig,
+    CircuitsConfig,
+    InterpConfig,
+    ProbeConfig,
+    SAEScalingConfig,
+    SteeringConfig,
+    UniversalityConfig,
+)
 from scalelab.interp.sae.base import SAEConfig
+from scalelab.interp.superposition import SuperpositionConfig
 from scalelab.interp.train import TrainSAEConfig
 from scalelab.model.config import ModelConfig
 from scalelab.posttrain.config import PosttrainConfig
@@ -59,9 +68,10 @@ def _smoke() -> RunConfig:
         n_docs=1500, eval_items_per_set=40, arithmetic_max_digits=3, n_sft_dialogues=200,
     )
     cfg.tokenizer = TokenizerConfig(vocab_size=512)
+    # fp32, not auto: tests compare smoke runs across processes and hosts, which a per-host choice would split
     cfg.train = TrainConfig(
         seq_len=64, batch_size=8, lr=3e-3, tokens=40_000, eval_every=10, eval_tokens=4096,
-        ckpt_every=20, log_every=5, progress=False,
+        ckpt_every=20, log_every=5, progress=False, dtype="fp32",
     )
     cfg.evals = EvalConfig(max_items=24, batch_size=24)
     cfg.ladder = [1, 2, 3]
@@ -73,7 +83,14 @@ def _smoke() -> RunConfig:
     cfg.interp = InterpConfig(cache=ActivationsConfig(tokens=20_000, seq_len=64),
                               sae=SAEConfig(expansion_factor=8, k=16, dead_tokens=20_000),
                               train=TrainSAEConfig(tokens=40_000, batch_size=512),
-                              eval_rows=16, concept_rows=32, feature_rows=32)
+                              eval_rows=16, concept_rows=32, feature_rows=32,
+                              superposition=SuperpositionConfig.smoke(),
+                              probe=ProbeConfig(rows=32, max_tokens=800, max_iter=50),
+                              universality=UniversalityConfig(rows=16),
+                              circuits=CircuitsConfig(tokens=8_000, prompts=2, random_trials=8),
+                              steering=SteeringConfig(prompts=8, new_tokens=12, loss_rows=4, eval_items=12),
+                              sae_scaling=SAEScalingConfig(widths=[2, 4, 8], ks=[4, 8, 16], width=4, tokens=8_000,
+                                                           token_scales=[0.5, 2.0], cache_tokens=8_000, eval_rows=8))
     cfg.posttrain = PosttrainConfig(sft_epochs=1.0, sl_cai_prompts=24, rl_cai_prompts=32, character_prompts=24,
                                     eval_items=16, max_new_tokens=24, batch_size=8)
     # seconds, not science: 12 items per set, the fine-tune elicitation on the largest rung only, no

@@ -39,6 +39,7 @@ class TrainConfig:
     device: str = "auto"
     """auto | cpu | cuda | cuda:N."""
     dtype: str = "auto"
-    """auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16."""
+    """auto | fp32 | bf16: auto is bf16 autocast on CUDA, and on a CPU whichever this host runs the model's matrix
+    products faster in (measured once per host and shape set, `model.precision`)."""
     compile: bool = False
     progress: bool = True

@@ -40,7 +40,8 @@ from scalelab.train import distributed as D
 from scalelab.train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
 from scalelab.train.config import TrainConfig
 from scalelab.train.metrics import MetricsLog
-from scalelab.train.optim import autocast_dtype, build_optimizer, resolve_device
+from scalelab.model.precision import choose_precision, matmul_shapes
+from scalelab.train.optim import build_optimizer, resolve_device
 from scalelab.train.schedule import lr_multiplier, peak_lr
 from scalelab.train.step import (
     Distillation,
@@ -149,8 +150,11 @@ def _run(model_cfg: ModelConfig, train_cfg: TrainConfig, shards_dir: Path, out_d
          tokenizer_dir: Path | None, resume: bool, name: str, info: D.DistInfo,
          device: torch.device, distill: Distillation | None = None) -> dict[str, Any]:
     started = time.perf_counter()
-    amp = autocast_dtype(train_cfg, device)
     tokens_per_step = train_cfg.batch_size * train_cfg.seq_len
+    rows = tokens_per_step // info.world_size
+    precision = choose_precision(train_cfg.dtype, device, matmul_shapes(model_cfg.d_model, model_cfg.d_ff,
+                                                                          model_cfg.vocab_size, rows))
+    amp = precision.autocast
     steps = math.ceil(token_budget(model_cfg, train_cfg) / tokens_per_step)
     _seed_everything(train_cfg.seed)
     model = Llama(model_cfg).to(device)
@@ -220,7 +224,7 @@ def _run(model_cfg: ModelConfig, train_cfg: TrainConfig, shards_dir: Path, out_d
             trained_steps += 1
             tok_s = trained_steps * tokens_per_step / train_time
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tok_s:,.0f}", refresh=False)
+            bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tok_s:,.0f}", dtype=precision.dtype, refresh=False)
             if done % train_cfg.log_every == 0 or done == steps:
                 metrics.log(done, loss=loss_value, lr=optimizer.param_groups[0]["lr"],
                             grad_norm=float(grad_norm), tokens=done * tokens_per_step, tok_per_s=tok_s)
@@ -255,7 +259,8 @@ def _run(model_cfg: ModelConfig, train_cfg: TrainConfig, shards_dir: Path, out_d
         "wall_seconds": extra["wall_seconds"] + time.perf_counter() - started,
         "world_size": info.world_size,
         "device": str(device),
-        "dtype": "fp32" if amp is None else "bf16",
+        "dtype": precision.dtype,
+        "precision": precision.to_json(),
     }
     if info.is_main:
         save_hf(model, out_dir / "final", tokenizer_dir)

@@ -1,4 +1,4 @@
-"""AdamW with weight decay only where it regularises, and the device/dtype choices of a run.
+"""AdamW with weight decay only where it regularises, and the device of a run (its precision: `model.precision`).
 
 Decay applies to the matrices inside the transformer blocks (attention and MLP projections). The
 token embedding (and the lm_head, tied to it or not) and the RMSNorm gains are not decayed:
@@ -34,18 +34,3 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig, lr: float) -> torch.opti
 
 def resolve_device(cfg: TrainConfig) -> torch.device:
     return pick_device(cfg.device)
-
-
-def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of a run, or None for plain fp32.
-
-    auto: bf16 on CUDA; fp32 on CPU, because on this project's CPU bf16 matmuls measured slower than
-    fp32 (BENCHMARKS.md). bf16 stays selectable for CPUs with fast bf16 (AMX).
-    """
-    if cfg.dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else None
-    if cfg.dtype == "bf16":
-        return torch.bfloat16
-    if cfg.dtype == "fp32":
-        return None
-    raise ConfigError(f"train.dtype={cfg.dtype!r} is unknown; use auto, fp32 or bf16")

@@ -1,0 +1,133 @@
+"""Precision chosen by measurement: bf16 autocast where this host runs the model's matmuls faster in it.
+
+CPUs of this project differ: on some hosts a bf16 matrix product runs 2–3× faster than fp32 (AMD EPYC with
+avx512_bf16), on others at half its speed (Intel Xeon without AMX), and small matrices can invert either
+(the bf16 kernels' fixed costs dominate). So `dtype=auto` on a CPU does not guess: it times the matrix
+products the work will run (`matmul_shapes`: the projections of a model at its batch size), once per host and
+shape set, in both precisions, and picks bf16 autocast only when it is faster by `MARGIN` (a slower or equal
+bf16 would only cost accuracy). On CUDA, auto is bf16 autocast, as before. The choice and the measured rates
+go into the artifact's result and the progress line; they are cached in `~/.cache/scalelab/precision.json`
+(`SCALELAB_PRECISION_CACHE` overrides the path), so every run on a host makes the same choice and pays the
+fraction of a second once. Tests inject the measurement (`measure=`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scalelab.errors import InputError
+
+MARGIN = 1.2  # bf16 must beat fp32 by this factor to be chosen
+Shape = tuple[int, int, int]  # (m, k, n) of an (m, k) @ (k, n) product
+Measure = Callable[[Sequence[Shape]], dict[str, float]]
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The precision a piece of work runs in, and why."""
+
+    dtype: str  # "fp32" or "bf16" (autocast)
+    reason: str  # "forced", "cuda", "measured" or "cached"
+    rates: dict[str, float] = field(default_factory=dict)  # GFLOP/s per dtype on the work's shapes, when measured
+
+    @property
+    def autocast(self) -> torch.dtype | None:
+        """The autocast dtype, or None for plain fp32."""
+        return torch.bfloat16 if self.dtype == "bf16" else None
+
+    def describe(self) -> str:
+        if not self.rates:
+            return f"{self.dtype} ({self.reason})"
+        return (f"{self.dtype} ({self.reason}: bf16 {self.rates['bf16']:.0f} vs fp32 {self.rates['fp32']:.0f} "
+                "GFLOP/s)")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def matmul_shapes(d_model: int, d_ff: int, vocab_size: int, rows: int) -> list[Shape]:
+    """The products one step of a Llama block stack runs at `rows` tokens: attention projections, the SwiGLU
+    MLP and the unembedding (their forward shapes; the backward reuses the same sizes)."""
+    return [(rows, d_model, d_model), (rows, d_model, 2 * d_ff), (rows, d_ff, d_model), (rows, d_model, vocab_size)]
+
+
+def matmul_rates(shapes: Sequence[Shape], reps: int = 5) -> dict[str, float]:
+    """GFLOP/s of the shapes' products in fp32 and bf16 on this CPU: the median over `reps` timings of the whole
+    set (medians resist a busy machine's stalls)."""
+    out = {}
+    gen = torch.Generator().manual_seed(0)
+    flops = sum(2 * m * k * n for m, k, n in shapes)
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        pairs = [(torch.randn(m, k, generator=gen).to(dtype), torch.randn(k, n, generator=gen).to(dtype))
+                 for m, k, n in shapes]
+        for a, b in pairs:  # warm-up: first calls pick kernels and allocate
+            a @ b
+        times = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            for a, b in pairs:
+                a @ b
+            times.append(time.perf_counter() - t)
+        out[name] = flops / sorted(times)[len(times) // 2] / 1e9
+    return out
+
+
+def _host_key(shapes: Sequence[Shape]) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}|torch {torch.__version__}|threads {torch.get_num_threads()}|{sorted(shapes)}"
+
+
+def cache_path() -> Path:
+    env = os.environ.get("SCALELAB_PRECISION_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "scalelab" / "precision.json"
+
+
+def _read_cache(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def choose_precision(requested: str, device: torch.device, shapes: Sequence[Shape], *,
+                     measure: Measure | None = None, cache: Path | None = None) -> Precision:
+    """The precision for work on `device` whose matrix products are `shapes` (see the module docstring)."""
+    if requested not in PRECISIONS:
+        raise InputError(f"dtype={requested!r} is unknown; use {', '.join(PRECISIONS)}")
+    if requested != "auto":
+        return Precision(requested, "forced")
+    if device.type == "cuda":
+        return Precision("bf16", "cuda")
+    path = cache if cache is not None else cache_path()
+    key = _host_key(shapes)
+    stored = _read_cache(path)
+    if key in stored:
+        rates = stored[key]
+        reason = "cached"
+    else:
+        rates = {k: round(float(v), 2) for k, v in (measure or matmul_rates)(shapes).items()}
+        reason = "measured"
+        try:  # a cache that cannot be written only costs a re-measurement next time
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({**_read_cache(path), key: rates}, indent=1), encoding="utf-8")
+        except OSError:
+            pass
+    dtype = "bf16" if rates["bf16"] >= MARGIN * rates["fp32"] else "fp32"
+    return Precision(dtype, reason, rates)
