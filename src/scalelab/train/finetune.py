@@ -1,10 +1,11 @@
 """Supervised fine-tuning: one small loop, the token-masked cross-entropy, and sequence log-probabilities.
 
 Post-training (SFT, SL-CAI, and the DPO and reward-model objectives built on `optimise`), the RSP's
-fine-tune elicitation and reasoning training all fine-tune a causal LM on (input ids, labels) rows, where a
-label of `IGNORE` carries no loss (a prompt's tokens, padding). The loop is plain AdamW over shuffled
-minibatches with a linear decay to 10%: short fine-tunes end calmer without a schedule to tune, and it ran
-3.7x faster per step than TRL's trainers on the tiny ladder (BENCHMARKS.md).
+fine-tune elicitation and reasoning training (SFT and STaR; GRPO scores its samples with `token_logprobs`)
+all fine-tune a causal LM on (input ids, labels) rows, where a label of `IGNORE` carries no loss (a prompt's
+tokens, padding). The loop is plain AdamW over shuffled minibatches with a linear decay to 10%: short
+fine-tunes end calmer without a schedule to tune, and it ran 3.7x faster per step than TRL's trainers on the
+tiny ladder (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -93,10 +94,17 @@ def pad_batch(rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> tuple
     return ids, labels
 
 
-def sequence_logprobs(model: torch.nn.Module, ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Summed log p(label tokens | preceding tokens) per row, with gradient if the model has one."""
+def token_logprobs(model: torch.nn.Module, ids: torch.Tensor, labels: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log p(label token | preceding tokens), mask) per position, shape (B, T-1): position t scores label t+1;
+    the mask is False where the label is IGNORE (and the log-probability there is 0)."""
     logits = model_logits(model, ids)[:, :-1].float()
     targets = labels[:, 1:]
     mask = targets != IGNORE
     logp = torch.gather(F.log_softmax(logits, dim=-1), 2, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return (logp * mask).sum(dim=1)
+    return logp * mask, mask
+
+
+def sequence_logprobs(model: torch.nn.Module, ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Summed log p(label tokens | preceding tokens) per row, with gradient if the model has one."""
+    return token_logprobs(model, ids, labels)[0].sum(dim=1)

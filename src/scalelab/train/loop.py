@@ -36,11 +36,11 @@ from scalelab.model.config import ModelConfig
 from scalelab.model.flops import count_params, train_flops
 from scalelab.model.hf import save_hf
 from scalelab.model.llama import Llama
+from scalelab.model.precision import choose_precision, matmul_shapes
 from scalelab.train import distributed as D
 from scalelab.train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
 from scalelab.train.config import TrainConfig
 from scalelab.train.metrics import MetricsLog
-from scalelab.model.precision import choose_precision, matmul_shapes
 from scalelab.train.optim import build_optimizer, resolve_device
 from scalelab.train.schedule import lr_multiplier, peak_lr
 from scalelab.train.step import (

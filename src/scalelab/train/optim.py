@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from scalelab.config import ConfigError
 from scalelab.model.device import pick_device
 from scalelab.train.config import TrainConfig
 
