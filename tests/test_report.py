@@ -57,7 +57,8 @@ def test_instrument_targets_judge_the_ladder_against_its_controls():
 
     def rung(gap: float, hz: float, digit: float, loss: float) -> dict:
         return {"final_val_loss": loss, "evals": {
-            "knowledge_gap": gap, "fact_recall_control": 0.25, "hazard_knowledge": hz, "baselines": {"hazard_knowledge": 0.26},
+            "knowledge_gap": gap, "fact_recall_control": 0.25, "hazard_knowledge": hz,
+            "baselines": {"hazard_knowledge": 0.26},
             "details": {"arithmetic": {"per_digit_accuracy": digit}}}}
 
     good = [rung(0.10, 0.28, 0.2, 1.2), rung(0.2, 0.5, 0.3, 1.0), rung(0.31, 0.65, 0.4, 0.9)]
