@@ -47,6 +47,11 @@ def test_scale_zero_is_ablation_and_relative_one_is_the_clean_model(model_and_sa
     assert (zero - clean).abs().max() > 1e-3  # the feature fires, so removing it changes the logits
     torch.testing.assert_close(same, clean, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(logits_of(model, ids), clean, rtol=0, atol=0)  # the hook left with the block
+    again = ablate(model, sae, [j], site=SITE)
+    for _ in range(2):  # one prepared intervention serves several blocks (a chat's turns)
+        with again:
+            torch.testing.assert_close(logits_of(model, ids), ablated, rtol=0, atol=0)
+        torch.testing.assert_close(logits_of(model, ids), clean, rtol=0, atol=0)
 
 
 def test_the_clamp_moves_the_site_along_the_feature_direction_only(model_and_sae) -> None:

@@ -21,15 +21,20 @@ clamped, prompt included, as in the paper.
     with ablate(lm, "out/run/interp/d5", [45, 46]):         # features 45, 46 at zero
         ...
 
-`sae` is an SAE folder (SAELens layout: its site comes from `cfg.json`, its max activations from the feature store
-`features.sqlite` that `scalelab interp features` fills) or an `SAE` object with `site=` and `max_acts=` given.
+`steer` and `ablate` return a `Steering`, a context manager that can be entered again and again (a chat's
+turns); bad requests fail when it is made, before any forward. `sae` is an SAE folder (SAELens layout: its site
+comes from `cfg.json`, its max activations from the feature store `features.sqlite` that `scalelab interp
+features` fills) or an `SAE` object with `site=` and `max_acts=` given. A generator (`LM.stream`) is steered only
+while it is consumed inside the block. `from_flags` is what `scalelab generate/chat --sae DIR --steer FEATURE=SCALE
+--ablate FEATURE` use.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import torch
@@ -87,39 +92,50 @@ def _model(lm: LM | nn.Module) -> nn.Module:
     return lm.model if isinstance(lm, LM) else lm
 
 
-@contextlib.contextmanager
-def clamp_features(model: nn.Module, sae: SAE, site: str, values: Mapping[int, float] | None = None, *,
-                   scales: Mapping[int, float] | None = None) -> Iterator[None]:
-    """The mechanism under `steer`: at `site`, feature i is set to `values[i]` (a constant) or to `scales[i]`
-    times its own activation, for every position of every forward inside the block; the SAE's error is kept."""
-    values, scales = dict(values or {}), dict(scales or {})
-    feats = sorted({*values, *scales})
-    bad = [f for f in feats if not 0 <= f < sae.cfg.d_sae]
-    if bad:
-        raise InputError(f"feature(s) {bad} out of range: this SAE has features 0..{sae.cfg.d_sae - 1}")
-    parsed = parse_site(site, n_layers(model))
-    idx = torch.tensor(feats, dtype=torch.long)
-    const = torch.tensor([values.get(f, 0.0) for f in feats])
-    mult = torch.tensor([scales.get(f, 0.0) for f in feats])
-    relative = torch.tensor([f in scales for f in feats])
-    # Decoder rows in raw activation units: decode(f) = (f @ W_dec + b_dec) / norm_scale.
-    directions = (sae.W_dec.detach()[idx] / sae.norm_scale).float()
+class Steering(AbstractContextManager):
+    """A prepared intervention: its hook is attached when a `with` block opens and removed when it closes, so one
+    `Steering` can serve many blocks (a chat's turns). At the site, feature i is set to `values[i]` (a constant)
+    or to `scales[i]` times its own activation, at every position of every forward; the SAE's error is kept."""
 
-    def hook(x: torch.Tensor) -> torch.Tensor:
+    def __init__(self, model: nn.Module, sae: SAE, site: str, values: Mapping[int, float] | None = None, *,
+                 scales: Mapping[int, float] | None = None) -> None:
+        values, scales = dict(values or {}), dict(scales or {})
+        feats = sorted({*values, *scales})
+        bad = [f for f in feats if not 0 <= f < sae.cfg.d_sae]
+        if bad:
+            raise InputError(f"feature(s) {bad} out of range: this SAE has features 0..{sae.cfg.d_sae - 1}")
+        self.model, self.sae, self.site = model, sae, parse_site(site, n_layers(model))
+        self.features = feats
+        self._idx = torch.tensor(feats, dtype=torch.long)
+        self._const = torch.tensor([values.get(f, 0.0) for f in feats])
+        self._mult = torch.tensor([scales.get(f, 0.0) for f in feats])
+        self._relative = torch.tensor([f in scales for f in feats])
+        # Decoder rows in raw activation units: decode(f) = (f @ W_dec + b_dec) / norm_scale.
+        self._directions = (sae.W_dec.detach()[self._idx] / sae.norm_scale).float()
+        self._stack: contextlib.ExitStack | None = None
+
+    def _hook(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             xf = x.float()
-            f = sae.encode(xf.to(directions.device))[..., idx].to(xf.device)
-            target = torch.where(relative.to(xf.device), mult.to(xf.device) * f, const.to(xf.device))
-            return (xf + (target - f) @ directions.to(xf.device)).to(x.dtype)
+            dev = xf.device
+            f = self.sae.encode(xf.to(self._directions.device))[..., self._idx].to(dev)
+            target = torch.where(self._relative.to(dev), self._mult.to(dev) * f, self._const.to(dev))
+            return (xf + (target - f) @ self._directions.to(dev)).to(x.dtype)
 
-    with site_hook(model, parsed, hook):
-        yield
+    def __enter__(self) -> Steering:
+        self._stack = contextlib.ExitStack()
+        self._stack.enter_context(site_hook(self.model, self.site, self._hook))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None
 
 
-@contextlib.contextmanager
 def steer(lm: LM | nn.Module, sae: SAE | Path | str, features: Mapping[int, float], *, site: str | None = None,
-          max_acts: Mapping[int, float] | None = None, relative: bool = False) -> Iterator[None]:
-    """Clamp each feature of `features` ({feature: scale}) to scale × its max activation inside the block.
+          max_acts: Mapping[int, float] | None = None, relative: bool = False) -> Steering:
+    """Clamp each feature of `features` ({feature: scale}) to scale × its max activation inside `with` blocks.
 
     lm        an `LM` (`scalelab.model.lm.load_lm`) or its bare `nn.Module`
     sae       an SAE folder (SAELens layout) or an `SAE` object (then `site` is required)
@@ -127,13 +143,12 @@ def steer(lm: LM | nn.Module, sae: SAE | Path | str, features: Mapping[int, floa
     site      where the SAE reads (default: the folder's `cfg.json`), e.g. "resid_post.2"
     max_acts  {feature id: max activation} (default: the folder's feature store)
     relative  scale the feature's own activation instead (1 changes nothing, 0 ablates); needs no max_acts
+    Bad requests (a feature out of range, no max activation) raise `InputError` here, before any block.
     """
     model = _model(lm)
     sae_obj, site_name, folder = _resolve(sae, site)
     if relative:
-        with clamp_features(model, sae_obj, site_name, scales=features):
-            yield
-        return
+        return Steering(model, sae_obj, site_name, scales=features)
     scaled = {f: s for f, s in features.items() if s != 0}  # scale 0 (ablation) needs no max activation
     if scaled and max_acts is None:
         if folder is None:
@@ -143,14 +158,23 @@ def steer(lm: LM | nn.Module, sae: SAE | Path | str, features: Mapping[int, floa
     if missing:
         raise InputError(f"no max activation known for feature(s) {missing}")
     values = {f: s * max_acts[f] if s != 0 else 0.0 for f, s in features.items()}  # type: ignore[index]
-    with clamp_features(model, sae_obj, site_name, values):
-        yield
+    return Steering(model, sae_obj, site_name, values)
 
 
-@contextlib.contextmanager
-def ablate(lm: LM | nn.Module, sae: SAE | Path | str, features: Iterable[int], *,
-           site: str | None = None) -> Iterator[None]:
-    """Zero each feature of `features` at every position inside the block (the SAE's error is kept)."""
+def ablate(lm: LM | nn.Module, sae: SAE | Path | str, features: Iterable[int], *, site: str | None = None,
+           ) -> Steering:
+    """Zero each feature of `features` at every position inside `with` blocks (the SAE's error is kept)."""
     sae_obj, site_name, _ = _resolve(sae, site)
-    with clamp_features(_model(lm), sae_obj, site_name, {int(f): 0.0 for f in features}):
-        yield
+    return Steering(_model(lm), sae_obj, site_name, {int(f): 0.0 for f in features})
+
+
+def from_flags(lm: LM | nn.Module, sae_dir: Path | str | None, steer_specs: Sequence[str] = (),
+               ablate_ids: Sequence[int] = ()) -> AbstractContextManager:
+    """The intervention `--steer FEATURE=SCALE` (repeatable) and `--ablate FEATURE` ask for on the SAE in
+    `sae_dir`; a no-op when neither is given."""
+    if not steer_specs and not ablate_ids:
+        return contextlib.nullcontext()
+    if sae_dir is None:
+        raise InputError("--steer/--ablate need --sae DIR (an SAE folder of this model, e.g. RUN/interp/d4)")
+    features = {**parse_feature_scales(steer_specs), **{int(f): 0.0 for f in ablate_ids}}
+    return steer(lm, sae_dir, features)
