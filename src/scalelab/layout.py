@@ -20,6 +20,10 @@ paths, so a reader finds the whole layout here and a stage never guesses a path 
       posttrain/base/         evals of the model before post-training
       posttrain/<step>/       each post-training step's HF folder (sft, sl_cai, rl_cai, character)
       rsp/<model>/            capability report, Inspect logs, safeguards of one assessed model
+      reasoning/<task>/<step>/   a reasoning-trained model (sft, star, grpo, ...): HF folder + result.json
+      reasoning/<task>/evals/<step>/   its pass@k / majority@k per difficulty, self-verification
+      scaling/data_constrained/        repeated vs fresh data: subsets/, runs/<run>/, evals/<run>/, fit.json, *.png
+      synthetic/              model-written data, verified or not, and its recursion: shards/, runs/, fit.json
 
 Every path of a model that a later stage reads is a HF folder (`config.json` + safetensors); the folder a
 stage records as the artifact (its `meta.json`) may be the one above it (`models/d{N}` for `final/`).
@@ -129,6 +133,27 @@ class RunLayout:
 
     def capability_report(self, name: str) -> Path:
         return self.rsp(name) / "capability_report.md"
+
+    @property
+    def reasoning_root(self) -> Path:
+        return self.root / "reasoning"
+
+    def reasoning(self, task: str, step: str) -> Path:
+        """A reasoning training step's HF folder (`step`: sft, star, grpo, grpo-s1, sft-direct, ...)."""
+        return self.reasoning_root / task / step
+
+    def reasoning_eval(self, task: str, step: str) -> Path:
+        return self.reasoning_root / task / "evals" / step
+
+    @property
+    def data_constrained(self) -> Path:
+        """Repeated vs fresh data (`scalelab scale data-constrained`, and the reasoning stage)."""
+        return self.scaling / "data_constrained"
+
+    @property
+    def synthetic(self) -> Path:
+        """Synthetic data, verified or not, and its recursion (`scalelab synth`, and the reasoning stage)."""
+        return self.root / "synthetic"
 
     def relative(self, path: Path) -> str:
         """`path` relative to the run folder, as the summary records it."""
