@@ -120,4 +120,6 @@ class FeatureBrowser:
         else:
             hits = {j: {"feature": j, "match": "best precision", **c} for j, c in enumerate(concepts)
                     if c["concept"] and c["fires"] >= 5}
-        return sorted(hits.values(), key=lambda h: (-h.get("precision", 0.0), h["feature"]))[:limit]
+        # features that fired on a handful of tokens can be "100% precise" by luck: the well-attested come first
+        return sorted(hits.values(), key=lambda h: (h.get("fires", 0) < 5, -h.get("precision", 0.0),
+                                                    h["feature"]))[:limit]

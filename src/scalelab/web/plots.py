@@ -22,9 +22,11 @@ from scalelab.web.catalog import RunCatalog
 Chart = dict[str, Any]
 
 
-def _series(label: str, points: list[tuple[float, float]], *, line: bool = True, dash: bool = False) -> dict:
+def _series(label: str, points: list[tuple[float, float]], *, line: bool = True, dash: bool = False,
+            group: int = 0) -> dict:
+    """One series; series of one `group` (a rung, a budget) share a colour."""
     pts = [[float(x), float(y)] for x, y in points if math.isfinite(x) and math.isfinite(y) and x > 0]
-    return {"label": label, "points": pts, "line": line, "dash": dash}
+    return {"label": label, "points": pts, "line": line, "dash": dash, "group": group}
 
 
 def _curves(rows: list[dict[str, Any]], tokens_per_step: float | None) -> tuple[list, list]:
@@ -40,14 +42,13 @@ def _curves(rows: list[dict[str, Any]], tokens_per_step: float | None) -> tuple[
 def ladder_curves(catalog: RunCatalog) -> Chart | None:
     """Training and validation loss against tokens for every ladder rung."""
     series = []
-    for name, entry in catalog.models().items():
-        if entry.kind != "ladder":
-            continue
+    rungs = [name for name, entry in catalog.models().items() if entry.kind == "ladder"]
+    for g, name in enumerate(rungs):
         train, val = _curves(read_metrics(catalog.layout.rung(name)), None)
         if train:
-            series.append(_series(f"{name} train", train))
+            series.append(_series(f"{name} train", train, group=g))
         if val:
-            series.append(_series(f"{name} val", val, line=True, dash=True))
+            series.append(_series(f"{name} val", val, dash=True, group=g))
     if not series:
         return None
     return {"id": "ladder", "title": "Ladder: loss against training tokens", "x": "tokens", "y": "loss (nats/token)",
@@ -66,21 +67,22 @@ def scaling_charts(catalog: RunCatalog) -> list[Chart]:
         return []
     runs = fit["runs"]
     key = "params" if fit.get("param_kind") == "total" else "non_embedding_params"
+    budgets = sorted({r["budget"] for r in runs})
     curves = []
     for r in runs:
         _, val = _curves(read_metrics(Path(r["dir"])), r["tokens"] / max(1, r["steps"]))
         if val:
-            curves.append(_series(r["name"], val, dash=bool(r["holdout"])))
+            curves.append(_series(r["name"], val, dash=bool(r["holdout"]), group=budgets.index(r["budget"])))
     charts: list[Chart] = []
     if curves:
         charts.append({"id": "sweep", "title": "Sweep: validation loss (hold-outs dashed)", "x": "tokens",
                        "y": "loss (nats/token)", "xlog": True, "series": curves})
-    budgets = sorted({r["budget"] for r in runs})
     iso = []
-    for b in budgets:
+    for g, b in enumerate(budgets):
         group = sorted((r for r in runs if r["budget"] == b), key=lambda r: r[key])
         tag = "hold-out " if group[0]["holdout"] else ""
-        iso.append(_series(f"{tag}C={b:.2e}", [(r[key], r["final_val_loss"]) for r in group], line=len(group) > 1))
+        iso.append(_series(f"{tag}C={b:.2e}", [(r[key], r["final_val_loss"]) for r in group], line=len(group) > 1,
+                           group=g))
     charts.append({"id": "isoflop", "title": "IsoFLOP profiles: final loss against parameters", "x": f"N ({key})",
                    "y": "final val loss", "xlog": True, "series": iso})
     if fit.get("chinchilla"):
@@ -92,18 +94,18 @@ def _law_chart(fit: dict[str, Any], runs: list[dict[str, Any]], key: str, budget
     """Measured final losses (fitted runs and hold-outs) beside the law's prediction along each budget."""
     law = ChinchillaFit.from_dict(fit["chinchilla"])  # type: ignore[attr-defined]
     series = []
-    for b in budgets:
+    for g, b in enumerate(budgets):
         group = [r for r in runs if r["budget"] == b]
         n = np.array([r[key] for r in group], dtype=float)
         d = np.array([r["tokens"] for r in group], dtype=float)
         tag = "hold-out " if group[0]["holdout"] else ""
         series.append(_series(f"{tag}C={b:.2e} measured", list(zip(n, [r["final_val_loss"] for r in group],
-                                                                     strict=True)), line=False))
+                                                                     strict=True)), line=False, group=g))
         if len(group) > 1:  # D along the budget's line, interpolated in log N as the report's plot does
             coef = np.polyfit(np.log(n), np.log(d), 1)
             grid = np.geomspace(n.min() / 1.5, n.max() * 1.5, 40)
             pred = law.predict(grid, np.exp(np.polyval(coef, np.log(grid))))
-            series.append(_series(f"{tag}C={b:.2e} law", list(zip(grid, pred, strict=True)), dash=bool(tag)))
+            series.append(_series(f"{tag}C={b:.2e} law", list(zip(grid, pred, strict=True)), dash=bool(tag), group=g))
     return {"id": "law", "title": f"L(N, D) = E + A/N^α + B/D^β (E={law.E:.3f}, α={law.alpha:.3f}, β={law.beta:.3f})",
             "x": f"N ({key})", "y": "loss (nats/token)", "xlog": True, "series": series}
 

@@ -14,7 +14,7 @@
       const ys = new Array(xs.length).fill(null);
       for (const [x, y] of s.points) ys[at.get(x)] = y;
       data.push(ys);
-      const colour = palette[k % palette.length];
+      const colour = palette[(s.group ?? k) % palette.length];
       series.push({label: s.label, stroke: colour, width: s.line ? 1.5 : 0, dash: s.dash ? [6, 4] : undefined,
                    spanGaps: true, paths: s.line ? undefined : () => null,
                    points: {show: !s.line || s.points.length < 30, size: s.line ? 4 : 8, fill: colour}});
