@@ -13,6 +13,7 @@ from scalelab.web.ground.docs import read_world
 from scalelab.web.ground.evaluate import make_questions
 from scalelab.web.ground.index import PassageIndex
 from scalelab.world.reader import WorldDir
+from web_fixtures import ARTIFACTS
 
 DONE = "#transcript-{side} .turn.assistant[data-done]"
 
@@ -49,6 +50,8 @@ def test_feature_page_renders_its_contexts(page):
     page.wait_for_selector("#top .context")
     assert page.locator("#top .context").count() >= 1 and page.locator("#top .tok").count() >= 5
     assert page.locator("#concept").count() == 1 and page.locator("svg.hist rect").count() > 10
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "feature_page.png"), full_page=True)  # before it leaves for the chat
     page.click("#steer")
     page.wait_for_selector("#settings-a .steering .row")
     assert page.locator("#settings-a .sae").input_value() == "d1"
