@@ -62,12 +62,18 @@ class RunCatalog:
         for rung in sorted((self.root / "models").glob("*"), key=lambda p: (len(p.name), p.name)):
             if _is_model(self.layout.model(rung.name)):
                 out[rung.name] = ModelEntry(rung.name, self.layout.model(rung.name), "ladder")
-        for step in sorted(self.layout.posttrain_root.glob("*")):
+        for step in sorted(self.layout.posttrain_root.glob("*"), key=self._step_order):
             if _is_model(step) and step.name not in out:
                 out[step.name] = ModelEntry(step.name, step, "posttrain")
         for name, path in self._imported.items():
             out[name] = ModelEntry(name, path, "imported")
         return out
+
+    def _step_order(self, path: Path) -> tuple[int, str]:
+        """Post-training steps in the order the run's config ran them (sft, sl_cai, rl_cai, character), others after."""
+        steps = list((json.loads(self.layout.config.read_text(encoding="utf-8")).get("posttrain") or {})
+                     .get("steps") or []) if self.layout.config.is_file() else []
+        return (steps.index(path.name) if path.name in steps else len(steps), path.name)
 
     def model(self, name: str) -> ModelEntry:
         models = self.models()
