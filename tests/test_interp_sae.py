@@ -1,17 +1,23 @@
-"""SAE architectures recover a planted sparse dictionary; the registry and bad inputs; SAELens layout."""
+"""SAE architectures recover a planted sparse dictionary; the registry and bad inputs; SAELens layout, checked
+by SAELens itself in its own interpreter (`saelens_roundtrip.py`)."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 
 from scalelab.interp.sae import ARCHITECTURES, SAEConfig, make_sae
 from scalelab.interp.saelens import CFG, WEIGHTS, load_sae, save_sae, site_of
 from scalelab.interp.train import TrainSAEConfig, train_sae
 
+ROOT = Path(__file__).parents[1]
 D_IN, N_DIRS, ACTIVE = 32, 48, 3
 ARCH_KW = {"topk": {"k": 3}, "batchtopk": {"k": 3}, "relu": {"l1_coeff": 0.3},
            "jumprelu": {"l0_coeff": 0.05, "jump_init_threshold": 0.3}}
@@ -78,21 +84,47 @@ def test_saelens_layout_round_trip(tmp_path, arch: str) -> None:
         assert torch.allclose(loaded(x[:256]), sae(x[:256]), atol=1e-4)
 
 
-@pytest.mark.parametrize("arch", ["relu", "topk", "jumprelu"])
-def test_our_sae_loads_in_saelens_and_computes_the_same(tmp_path, arch: str) -> None:
-    sae_lens = pytest.importorskip("sae_lens")
-    sae, x = _trained(arch)
-    save_sae(sae, tmp_path, metadata={"model_name": "m", "site": "resid_post.0"})
-    theirs = sae_lens.SAE.load_from_disk(str(tmp_path), device="cpu")
+@pytest.fixture(scope="module")
+def saelens_roundtrip(tmp_path_factory) -> dict[str, tuple]:
+    """Every architecture saved by scalelab, loaded, run and saved back by SAELens in its own interpreter.
+
+    sae-lens pins transformer-lens < 4, which clashes with this project's transformers 5, so it lives in its
+    own virtual environment (`make saelens`, part of `make test`); one subprocess does every folder.
+    Returns {arch: (scalelab's SAE, the input, SAELens's features, its reconstruction, the resaved folder)}.
+    """
+    python = Path(os.environ.get("SCALELAB_SAELENS_PYTHON", ROOT / ".venv-saelens" / "bin" / "python"))
+    if not python.is_file():
+        pytest.fail(f"no SAELens interpreter at {python}: build it with `make saelens` (`make test` does), or "
+                    "point SCALELAB_SAELENS_PYTHON at a Python with sae-lens 6 installed")
+    tmp = tmp_path_factory.mktemp("saelens")
+    archs = sorted(ARCHITECTURES)
+    trained = {arch: _trained(arch) for arch in archs}
+    x = trained["topk"][1][:256].contiguous()
+    for arch, (sae, _) in trained.items():
+        save_sae(sae, tmp / arch, metadata={"model_name": "m", "site": "resid_post.0"})
+    save_file({"x": x}, tmp / "inputs.safetensors")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([str(python), str(ROOT / "tests" / "saelens_roundtrip.py"), str(tmp / "inputs.safetensors"),
+                           str(tmp / "outputs.safetensors"), *(str(tmp / arch) for arch in archs)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    theirs = load_file(tmp / "outputs.safetensors")
+    return {arch: (trained[arch][0], x, theirs[f"{i}.features"], theirs[f"{i}.reconstruction"], tmp / arch / "resaved")
+            for i, arch in enumerate(archs)}
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_our_sae_loads_in_saelens_and_computes_the_same(saelens_roundtrip, arch: str) -> None:
+    sae, x, features, reconstruction, resaved = saelens_roundtrip[arch]
     with torch.no_grad():
-        assert torch.allclose(theirs.encode(x[:256]), sae.encode(x[:256]), atol=1e-4)
-        assert torch.allclose(theirs.decode(theirs.encode(x[:256])), sae(x[:256]), atol=1e-4)
-    # ... and a folder SAELens writes loads into scalelab.
-    out = tmp_path / "resaved"
-    theirs.save_model(str(out))
-    back, _ = load_sae(out)
+        ours = sae.encode(x)
+        assert (ours > 0).any(), "the fixed input must switch some features on for the comparison to mean much"
+        assert torch.allclose(features, ours, atol=1e-4)
+        assert torch.allclose(reconstruction, sae(x), atol=1e-4)
+    # ... and the folder SAELens wrote back loads into scalelab and computes the same.
+    back, _ = load_sae(resaved)
     with torch.no_grad():
-        assert torch.allclose(back(x[:256]), sae(x[:256]), atol=1e-4)
+        assert torch.allclose(back(x), sae(x), atol=1e-4)
 
 
 def test_load_refuses_wrong_shapes_and_unknown_architectures(tmp_path) -> None:
