@@ -17,8 +17,11 @@ paths, so a reader finds the whole layout here and a stage never guesses a path 
       scaling/                IsoFLOP sweep and fits
         runs/<run>/  evals/<run>/  distilled/<run>/  fit.json  *.png
       interp/d{N}/            an SAE on the rung (SAELens layout) and its feature store
+      interp/<study>/         superposition, probes, universality (+ d{N}-seed{S}/, a second seed), circuits,
+                              steering, sae_scaling; text/ (a real corpus's sample the studies read)
       posttrain/base/         evals of the model before post-training
       posttrain/<step>/       each post-training step's HF folder (sft, sl_cai, rl_cai, character)
+      computer/               computer use: results, trajectories and viewer per agent, the pixel agent
       rsp/<model>/            capability report, Inspect logs, safeguards of one assessed model
       reasoning/<task>/<step>/   a reasoning-trained model (sft, star, grpo, ...): HF folder + result.json
       reasoning/<task>/evals/<step>/   its pass@k / majority@k per difficulty, self-verification
@@ -120,6 +123,15 @@ class RunLayout:
     def interp(self, name: str) -> Path:
         return self.root / "interp" / name
 
+    def interp_study(self, study: str) -> Path:
+        """One study of the `interp` stage beside the rung SAEs: superposition, probes, universality, circuits,
+        steering, sae_scaling (and text, a real corpus's sample)."""
+        return self.root / "interp" / study
+
+    def interp_seed(self, name: str, seed: int) -> Path:
+        """A second pretraining of rung `name` with another seed (universality); its HF folder is `final/`."""
+        return self.interp_study("universality") / f"{name}-seed{seed}"
+
     @property
     def posttrain_root(self) -> Path:
         return self.root / "posttrain"
@@ -127,6 +139,10 @@ class RunLayout:
     def posttrain(self, step: str) -> Path:
         """A post-training step's HF folder (or `base`, the evals before post-training)."""
         return self.posttrain_root / step
+
+    @property
+    def computer(self) -> Path:
+        return self.root / "computer"
 
     def rsp(self, name: str) -> Path:
         return self.root / "rsp" / name

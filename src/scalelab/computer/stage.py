@@ -24,6 +24,7 @@ from scalelab.computer.config import ComputerConfig
 from scalelab.computer.evaluate import run_eval
 from scalelab.computer.sandbox import SandboxedComputer
 from scalelab.computer.suite import DROPPED, resolve
+from scalelab.stage import Context, Stage, Summary
 
 Log = Callable[[str], None]
 
@@ -140,3 +141,13 @@ def section_computer(summary: dict[str, Any], out: Path) -> str:
     from scalelab.computer.report import render_section
 
     return render_section(summary, out)
+
+
+def run_computer_stage(ctx: Context, summary: Summary) -> dict[str, Any]:
+    """The `computer` stage of `scalelab run`: the suite with every agent, skipped when done for this config."""
+    cfg: ComputerConfig = ctx.cfg.computer
+    return ctx.step("computer", "computer_use", ctx.layout.computer, cfg, [],
+                    lambda d: run_computer(d, cfg, ctx.log))
+
+
+STAGE = Stage("computer", run_computer_stage, section_computer)
