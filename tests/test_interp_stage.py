@@ -1,5 +1,5 @@
-"""The interp stage on a miniature run directory (small world, tokenizer, an untrained ladder model): its
-summary section and report, the feature store round trip, concept labels and concept scoring."""
+"""The interp stage on a miniature run directory (small world, tokenizer, shards, an untrained ladder model): its
+summary section with every study and the report, the feature store round trip, concept labels and scoring."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ from scalelab.world.config import WorldConfig
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    """world/, tokenizer/ and models/d2/final as `scalelab run` lays them out (the model is untrained)."""
-    from scalelab.data.tokenizer import train_tokenizer
+    """world/, tokenizer/, shards/ and models/d2/final as `scalelab run` lays them out (the model is untrained)."""
+    from scalelab.data.shards import pack_shards
+    from scalelab.data.tokenizer import load_tokenizer, train_tokenizer
     from scalelab.model.hf import save_hf
     from scalelab.model.llama import Llama
     from scalelab.world import WorldDir, build_world
@@ -29,7 +30,10 @@ def run_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("interp_run")
     build_world(WorldConfig(n_people=30, n_towns=6, n_creatures=6, n_tools=6, n_compounds=3, n_reagents=6,
                             n_docs=500, eval_items_per_set=10, n_sft_dialogues=10), out / "world")
-    train_tokenizer((d["text"] for d in WorldDir(out / "world").records("train")), 300, out / "tokenizer")
+    world = WorldDir(out / "world")
+    train_tokenizer((d["text"] for d in world.records("train")), 300, out / "tokenizer")
+    pack_shards(load_tokenizer(out / "tokenizer"), (d["text"] for d in world.records("train")),
+                (d["text"] for d in world.records("val")), out / "shards")
     torch.manual_seed(0)
     model = Llama(ModelConfig(depth=2, aspect_ratio=16, head_dim=16, vocab_size=300, max_seq_len=64))
     save_hf(model, out / "models" / "d2" / "final", out / "tokenizer")
@@ -42,9 +46,16 @@ def interp_section(run_dir: Path) -> dict:
     from scalelab.stage import Context
 
     cfg = preset("smoke")
-    cfg.ladder = [1, 2]
+    cfg.ladder = [2]
     cfg.train.progress = False
+    cfg.model = ModelConfig(depth=2, aspect_ratio=16, head_dim=16, vocab_size=300, max_seq_len=64)
+    cfg.train.tokens = 2048  # the universality study's second seed: a few steps, enough for the wiring
     cfg.interp.train.tokens, cfg.interp.cache.tokens, cfg.interp.sae.expansion_factor = 8192, 4096, 4
+    ss = cfg.interp.sae_scaling
+    ss.widths, ss.ks, ss.width, ss.token_scales, ss.tokens, ss.cache_tokens = [2, 4], [2, 8], 2, [2.0], 2048, 4096
+    cfg.interp.superposition.enabled = False  # its own tests cover it (tests/test_interp_superposition.py)
+    cfg.interp.circuits.tokens, cfg.interp.circuits.random_trials = 4096, 4
+    cfg.interp.steering.prompts, cfg.interp.steering.eval_items, cfg.interp.steering.scales = 4, 6, [0.0, 10.0]
     ctx = Context.standalone(cfg, run_dir, log=lambda s: None)
     return run_interp(ctx, {})
 
@@ -67,11 +78,36 @@ def test_stage_writes_a_saelens_folder_metrics_and_ground_truth(run_dir, interp_
     json.dumps(it)  # JSON-able for summary.json
 
 
+def test_stage_runs_every_study(run_dir, interp_section) -> None:
+    it = interp_section
+    probes = it["probes"]["groups"]
+    assert probes["entity_type"]["layers"][0]["layer"] == -1 and len(probes["entity_type"]["layers"]) == 3
+    un = it["universality"]
+    assert un["a"] == "d2" and un["b_seed"] == "d2-seed1" and "sizes" not in un  # one rung: no second size
+    assert (run_dir / "interp" / "universality" / "d2-seed1" / "final" / "config.json").is_file()
+    assert un["seeds"]["features"]["units"] > 0 and 0 < un["seeds"]["neurons"]["median"] <= 1
+    graphs = it["circuits"]["graphs"]
+    assert [g["kind"] for g in graphs] == ["fact", "recipe"]
+    for g in graphs:
+        assert g["direct_effects_sum"] == pytest.approx(g["answer_logit"], abs=1e-3)  # completeness
+        assert Path(g["graph_json"]).is_file() and "top_drop" in g["ablation"]
+    st = it["steering"]
+    assert st["concepts"] and set(next(iter(st["concepts"].values()))["scales"]) == {"0", "10"}
+    assert {"clean", "ablated", "random_ablated"} <= set(st["hazard"])
+    ss = it["sae_scaling"]
+    assert {r["d_sae"] for r in ss["runs"]} == {64, 128} and ss["fits"]["k"]["points"] == 2
+    assert it["interp_seconds"] > 0
+
+
 def test_report_section_renders(tmp_path, interp_section) -> None:
     from scalelab.interp.stage import section_interp
 
     md = section_interp({"interp": interp_section}, tmp_path)
     assert "CE recovered" in md and "MLP neurons" in md and "![SAE training](interp_sae.png)" in md
+    for title, png in (("linear probes", "interp_probes.png"), ("universality", "interp_universality.png"),
+                       ("circuits", "interp_circuits.png"), ("steering", "interp_steering.png"),
+                       ("SAE scaling laws", "interp_sae_scaling.png")):
+        assert f"Interpretability: {title}" in md and (tmp_path / png).is_file(), title
     assert (tmp_path / "interp_sae.png").is_file()
     assert section_interp({}, tmp_path) == ""
 

@@ -28,7 +28,7 @@ CFG = "cfg.json"
 WEIGHTS = "sae_weights.safetensors"
 METRICS = "training_metrics.json"
 _HOOKS = {"resid_pre": "hook_resid_pre", "resid_post": "hook_resid_post", "attn_out": "hook_attn_out",
-          "mlp_out": "hook_mlp_out", "mlp_hidden": "mlp.hook_post"}
+          "mlp_out": "hook_mlp_out", "mlp_in": "ln2.hook_normalized", "mlp_hidden": "mlp.hook_post"}
 _FROM_SAELENS = {"standard": "relu", "topk": "topk", "jumprelu": "jumprelu"}
 
 

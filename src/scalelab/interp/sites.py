@@ -1,8 +1,9 @@
 """Named activation sites on any decoder-only causal LM, read and patched by forward hooks.
 
 A site is `<kind>.<layer>`: `resid_pre` (the residual stream entering a block), `resid_post` (leaving
-it), `attn_out`, `mlp_out` (the sublayers' outputs added to the residual) and `mlp_hidden` (the MLP's
-activations entering its down projection, i.e. its neurons). The layer is an index, negative from the
+it), `attn_out`, `mlp_out` (the sublayers' outputs added to the residual), `mlp_in` (the normalised
+residual the MLP reads: what a transcoder encodes) and `mlp_hidden` (the MLP's activations entering its
+down projection, i.e. its neurons). The layer is an index, negative from the
 end, or `mid`. Hooks work on scalelab's `Llama` and on HF models alike because both name their modules
 `model.layers.{i}.self_attn/mlp` (GPT-2-style `transformer.h.{i}.attn/mlp` is also understood), so no
 model code is changed. Reading a site can stop the forward pass right after it (`StopForward`), which
@@ -20,7 +21,7 @@ from torch import nn
 
 from scalelab.errors import InputError
 
-SITE_KINDS = ("resid_pre", "resid_post", "attn_out", "mlp_out", "mlp_hidden")
+SITE_KINDS = ("resid_pre", "resid_post", "attn_out", "mlp_out", "mlp_in", "mlp_hidden")
 # Per family: (attention submodule, MLP submodule, the MLP's output projection whose input is the neurons).
 _SUBMODULES = (("self_attn", "mlp", "down_proj"), ("attn", "mlp", "c_proj"))
 
@@ -51,6 +52,13 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
             return obj
     raise InputError(f"{type(model).__name__} is not a decoder-only causal LM with a list of layers "
                      "(model.layers / transformer.h); pass a HF causal LM folder or a scalelab checkpoint")
+
+
+def embedding_module(model: nn.Module) -> nn.Module:
+    """The token embedding of a scalelab Llama (`model.embed_tokens`) or a HF causal LM."""
+    if hasattr(model, "get_input_embeddings"):
+        return model.get_input_embeddings()
+    return model.model.embed_tokens
 
 
 def valid_sites(n_layers: int) -> list[str]:
@@ -87,6 +95,8 @@ def _site_module(model: nn.Module, site: Site) -> tuple[nn.Module, bool]:
                 return getattr(block, attn), False
             if site.kind == "mlp_out":
                 return getattr(block, mlp), False
+            if site.kind == "mlp_in":
+                return getattr(block, mlp), True
             proj = getattr(getattr(block, mlp), down, None)
             if proj is not None:
                 return proj, True
@@ -141,6 +151,28 @@ def read_site(model: nn.Module, site: Site, ids: torch.Tensor) -> torch.Tensor:
     if not grabbed:
         raise ValueError(f"site {site.name} was not reached in the forward pass of {type(model).__name__}")
     return grabbed[0]
+
+
+@torch.no_grad()
+def read_sites(model: nn.Module, sites: list[Site], ids: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Several sites' activations {name: (B, T, d)} from one forward pass, stopped after the last one reached."""
+    grabbed: dict[str, torch.Tensor] = {}
+
+    def grab(name: str) -> Callable[[torch.Tensor], None]:
+        def fn(x: torch.Tensor) -> None:
+            grabbed[name] = x.detach()
+            if len(grabbed) == len(sites):
+                raise StopForward
+        return fn
+
+    with contextlib.ExitStack() as stack, contextlib.suppress(StopForward):
+        for site in sites:
+            stack.enter_context(site_hook(model, site, grab(site.name)))
+        logits_of(model, ids)
+    missing = [s.name for s in sites if s.name not in grabbed]
+    if missing:
+        raise ValueError(f"sites {missing} were not reached in the forward pass of {type(model).__name__}")
+    return grabbed
 
 
 def n_layers(model: nn.Module) -> int:

@@ -1,133 +1,118 @@
-"""The `interp` stage of `scalelab run`: an SAE on the largest ladder model, scored against the world.
+"""The `interp` stage of `scalelab run`: an SAE on the largest ladder model, and the studies built around it.
 
-It trains the configured SAE (`interp.sae`: TopK, k and expansion factor) on the middle residual stream of
-the largest model, evaluates it (FVU, L0, dead/dense, CE loss recovered, KL), scores its features and
-the same layer's MLP neurons against the world's concept labels on held-out text, fills the feature
-store, and returns `summary.json["interp"]`; `section_interp` renders it in the report.
+It trains the configured SAE (`interp.sae`) on the middle residual stream of the largest model, evaluates it
+(FVU, L0, dead/dense, CE loss recovered, KL), scores its features and the same layer's MLP neurons against the
+world's concept labels on held-out text and fills the feature store; then, each under its own switch
+(`interp.<study>.enabled`) and folder, the studies of `interp.studies`: toy models of superposition, linear
+probes, universality across seeds and sizes, checked attribution graphs, steering and the hazard ablation, and
+SAE scaling laws. On a real corpus (`corpus` other than the world) it samples the corpus into
+`interp/text/`, and runs everything that needs no concept labels (no ground truth, probes or steering).
+`summary.json["interp"]` holds the SAE's record with one key per study; `interp.report` renders it.
 """
 
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
 from scalelab.config import to_dict
+from scalelab.data.corpus import read_split
 from scalelab.interp.concepts import score_sae_and_neurons
 from scalelab.interp.features import compute_features
+from scalelab.interp.report import section_interp
 from scalelab.interp.run import train_sae_on_model
 from scalelab.interp.saelens import load_sae
+from scalelab.interp.studies import (
+    Texts,
+    circuits_step,
+    probes_step,
+    sae_scaling_step,
+    steering_step,
+    superposition_step,
+    universality_step,
+    write_sample,
+)
 from scalelab.interp.text import pack_rows, read_records
 from scalelab.layout import rung_name
 from scalelab.model.lm import load_lm
-from scalelab.report.render import table
 from scalelab.stage import Context, Stage, Summary
 from scalelab.world import all_concepts
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+SAMPLE_CHARS = {"train": 4_000_000, "val": 400_000}
+"""characters of a real corpus sampled for the studies (~1M and ~100k tokens: more than any study reads)."""
 
 
-def run_interp(ctx: Context, summary: Summary) -> dict[str, Any] | None:
-    """The SAE on the largest rung, scored against the world; `summary.json["interp"]`."""
-    if ctx.cfg.corpus != "world" or not ctx.cfg.ladder:
-        ctx.log("[interp] skipped: needs the world corpus (its concept labels) and a ladder")
-        return None
-    name = rung_name(max(ctx.cfg.ladder))
-    model_dir = ctx.layout.model(name)
-    world = ctx.layout.world
+def texts_for(ctx: Context) -> Texts:
+    """The world's splits, or a sample of the real corpus written once into `interp/text/`."""
+    if ctx.cfg.corpus == "world":
+        w = ctx.layout.world
+        return Texts(w / "train.jsonl", w / "val.jsonl", w)
+    d = ctx.layout.interp_study("text")
+
+    def build(out: Path) -> dict[str, Any]:
+        for split in ("train", "val"):
+            write_sample(read_split(ctx.cfg.corpus, split), out / f"{split}.jsonl", SAMPLE_CHARS[split])
+        return {"corpus": ctx.cfg.corpus}
+
+    ctx.step("interp:text", "interp_text", d, {"corpus": ctx.cfg.corpus, "chars": SAMPLE_CHARS}, [], build)
+    return Texts(d / "train.jsonl", d / "val.jsonl", None)
+
+
+def sae_step(ctx: Context, name: str, model_dir: Path, texts: Texts) -> dict[str, Any]:
+    """The stage's SAE on `model_dir`: trained, evaluated, scored against the world when there is one, browsable."""
     icfg = ctx.cfg.interp
 
     def build(d: Path) -> dict[str, Any]:
-        res = train_sae_on_model(model_dir, world / "train.jsonl", d, icfg, progress=ctx.progress, device="cpu")
+        res = train_sae_on_model(model_dir, texts.train, d, icfg, progress=ctx.progress, device="cpu")
         shutil.rmtree(d / "cache", ignore_errors=True)  # reruns skip the stage; the cache is not needed again
-        lm = load_lm(model_dir)
-        model, tok = lm.model, lm.tokenizer
-        sae, _ = load_sae(d)
-        concepts = all_concepts()
-        ids, labels = pack_rows(tok, read_records(world / "val.jsonl"), icfg.cache.seq_len, icfg.concept_rows,
-                                concepts)
-        truth = score_sae_and_neurons(model, sae, res["site"], ids, labels, concepts)
-        compute_features(d, world / "val.jsonl", model_dir, n_rows=icfg.feature_rows, seq_len=icfg.cache.seq_len)
-        return {**{k: v for k, v in res.items() if k != "history"}, "model_name": name, "sae_dir": str(d),
-                "ground_truth": truth, "fvu_curve": [[h["tokens"], h["fvu"]] for h in res["history"]]}
+        out = {**{k: v for k, v in res.items() if k != "history"}, "model_name": name, "sae_dir": str(d),
+               "fvu_curve": [[h["tokens"], h["fvu"]] for h in res["history"]]}
+        if texts.world:
+            lm = load_lm(model_dir)
+            sae, _ = load_sae(d)
+            concepts = all_concepts()
+            ids, labels = pack_rows(lm.tokenizer, read_records(texts.val), icfg.cache.seq_len, icfg.concept_rows,
+                                    concepts)
+            out["ground_truth"] = score_sae_and_neurons(lm.model, sae, res["site"], ids, labels, concepts)
+        compute_features(d, texts.val, model_dir, n_rows=icfg.feature_rows, seq_len=icfg.cache.seq_len)
+        return out
 
-    cfg = {"interp": to_dict(icfg), "model": name}
-    return ctx.step("interp", "sae", ctx.layout.interp(name), cfg, [ctx.layout.rung(name), world], build)
-
-
-def section_interp(summary: Summary, out: Path) -> str:
-    """The report's section: the SAE's metrics and the ground-truth comparison of features and neurons."""
-    it = summary.get("interp")
-    if not it:
-        return ""
-    ev = it["eval"]
-    gt = it["ground_truth"]
-    f, n = gt["features"], gt["neurons"]
-    lines = [
-        "## Interpretability: a sparse autoencoder", "",
-        f"A {it['arch']} SAE (k = {it['k']}, {it['d_sae']} features = {it['d_sae'] // it['d_in']}× d_model) on "
-        f"`{it['site']}` of {it['model_name']}, trained on {it['train_tokens']:,} activations "
-        f"({it['activations_per_second']:,} activations/s). Metrics on held-out text, positions {ev['positions']}.", "",
-        table(["FVU", "L0", "dead", "dense", "CE clean", "CE with SAE", "CE zero-ablated", "CE recovered", "KL"],
-              [[ev["fvu"], ev["l0"], ev["dead_frac"], ev["dense_frac"], ev["ce_clean"], ev["ce_sae"], ev["ce_zero"],
-                ev["ce_recovered"], ev["kl_sae"]]]), "",
-        "### Features vs. neurons, against the world's ground truth", "",
-        f"Each of {gt['tokens']:,} held-out tokens carries the concept it expresses. A unit is *precise* when ≥ "
-        f"{f['thresholds']['precise_at']:.0%} of the tokens it fires on carry one concept (units firing ≥ "
-        f"{f['thresholds']['min_fires']} times); a concept is *captured* when some unit reaches F1 ≥ "
-        f"{f['thresholds']['captured_f1']}. Neurons (`{n['site']}`) fire above their own quantile at the SAE's "
-        f"mean feature density ({n['firing_density']:.4f}).", "",
-        table(["units", "count", "scored", "precise", "precise fraction", "mean best F1", "concepts captured"],
-              [["SAE features", f["units"], f["units_scored"], f["precise_units"], f["precise_frac"],
-                f["mean_best_f1"], f"{f['captured_concepts']}/{f['concepts_present']}"],
-               ["MLP neurons", n["units"], n["units_scored"], n["precise_units"], n["precise_frac"],
-                n["mean_best_f1"], f"{n['captured_concepts']}/{n['concepts_present']}"],
-               *_matched_rows(gt)]), "",
-        "*Matched rule*: every unit, feature or neuron, is on where its activation is positive and above its own "
-        f"top-d quantile, with d ∈ {{{_densities(gt)}}} picked per unit for its best F1.", "",
-        "Concepts no SAE feature captures: " + (", ".join(f"`{c}`" for c in f["uncaptured_concepts"]) or "none") + ".",
-        "", "Most precise features:", "",
-        table(["feature", "concept", "precision", "recall"],
-              [[t["feature"], t["concept"], t["precision"], t["recall"]] for t in gt["top_features"]]),
-        "", f"Feature store: `{Path(it['sae_dir']).name}/features.sqlite` (`scalelab interp features`).",
-    ]
-    png = _plot(it, out)
-    if png:
-        lines += ["", f"![SAE training]({png})"]
-    return "\n".join(lines)
+    core = {k: to_dict(getattr(icfg, k)) for k in ("cache", "sae", "train")}
+    cfg = {"interp": {**core, "eval_rows": icfg.eval_rows, "concept_rows": icfg.concept_rows,
+                      "feature_rows": icfg.feature_rows}, "model": name,
+           "neuron_signs": "both"}  # neurons are scored on both signs since this key: older results rerun
+    return ctx.step("interp", "sae", ctx.layout.interp(name), cfg, [ctx.layout.rung(name), texts.train.parent],
+                    build)
 
 
-def _densities(gt: dict[str, Any]) -> str:
-    return ", ".join(f"{d:g}" for d in gt.get("matched", {}).get("features", {}).get("densities", []))
-
-
-def _matched_rows(gt: dict[str, Any]) -> list[list[Any]]:
-    m = gt.get("matched")
-    if not m:
-        return []
-    return [[label, u["units"], u["units_scored"], u["precise_units"], u["precise_frac"], u["mean_best_f1"],
-             f"{u['captured_concepts']}/{u['concepts_present']}"]
-            for label, u in (("SAE features, matched rule", m["features"]),
-                             ("MLP neurons, matched rule", m["neurons"]))]
-
-
-def _plot(it: dict[str, Any], out: Path) -> str | None:
-    curve = it.get("fvu_curve") or []
-    if not curve:
+def run_interp(ctx: Context, summary: Summary) -> dict[str, Any] | None:
+    """The SAE on the largest rung and the enabled studies; `summary.json["interp"]`."""
+    if not ctx.cfg.ladder:
+        ctx.log("[interp] skipped: needs a ladder")
         return None
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
-    a.plot([c[0] for c in curve], [c[1] for c in curve])
-    a.set(xlabel="training activations", ylabel="FVU (train batch)", yscale="log", title="SAE training")
-    b.hist(it["ground_truth"]["best_precision"]["features"], bins=20)
-    b.set(xlabel="best-concept precision", ylabel="features", title="feature precision")
-    fig.tight_layout()
-    name = "interp_sae.png"
-    fig.savefig(out / name, dpi=100)
-    plt.close(fig)
-    return name
+    t0 = time.perf_counter()
+    icfg = ctx.cfg.interp
+    name = rung_name(max(ctx.cfg.ladder))
+    model_dir = ctx.layout.model(name)
+    texts = texts_for(ctx)
+    out = dict(sae_step(ctx, name, model_dir, texts))
+    sae_dir = Path(out["sae_dir"])
+    if icfg.superposition.enabled:
+        out["superposition"] = superposition_step(ctx)
+    if icfg.probe.enabled and texts.world:
+        out["probes"] = probes_step(ctx, model_dir, texts)
+    if icfg.universality.enabled:
+        out["universality"] = universality_step(ctx, sae_dir, model_dir, texts)
+    if icfg.circuits.enabled:
+        out["circuits"] = circuits_step(ctx, model_dir, texts)
+    if icfg.steering.enabled and texts.world:
+        out["steering"] = steering_step(ctx, model_dir, sae_dir, texts.world)
+    if icfg.sae_scaling.enabled:
+        out["sae_scaling"] = sae_scaling_step(ctx, model_dir, texts)
+    out["interp_seconds"] = round(time.perf_counter() - t0, 2)
+    return out
 
 
 STAGE = Stage("interp", run_interp, section_interp)

@@ -14,7 +14,7 @@ STICKY_FRACTIONS: tuple[float, ...] = (1.0, 3 / 4, 2 / 3, 1 / 2, 2 / 5, 3 / 8)
 antipodal pair, pentagon, square antiprism)."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class GeometryConfig:
     """Experiment (a): n features in 2 dimensions with decaying importance, across sparsity."""
 
@@ -36,7 +36,7 @@ class GeometryConfig:
     sparsities of the antipodal regime kept feature 3 dropped instead of 4 (2-6% worse loss, measured)."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class PhaseConfig:
     """Experiment (b): the phase diagram of n = 2 features in m = 1 dimension."""
 
@@ -58,7 +58,7 @@ class PhaseConfig:
     dimension even where superposition is far better, so the diagram needs more restarts than (a)."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class DimensionalityConfig:
     """Experiment (c): feature dimensionality across sparsity in a larger model, uniform importance."""
 
@@ -77,10 +77,12 @@ class DimensionalityConfig:
     restarts: int = 2
 
 
-@dataclass(frozen=True)
+@dataclass
 class SuperpositionConfig:
     """All three experiments plus what they share: seed, thresholds, held-out batch."""
 
+    enabled: bool = True
+    """run in the `interp` stage of `scalelab run` (the command always runs)."""
     geometry: GeometryConfig = field(default_factory=GeometryConfig)
     phase: PhaseConfig = field(default_factory=PhaseConfig)
     dimensionality: DimensionalityConfig = field(default_factory=DimensionalityConfig)
