@@ -18,6 +18,7 @@ import typer
 
 from scalelab.config import ConfigError
 from scalelab.errors import MissingInput, UserError
+from scalelab.interp.cli import app as interp_app
 from scalelab.web.cli import serve
 
 if TYPE_CHECKING:
@@ -31,6 +32,10 @@ PresetOpt = Annotated[str | None, typer.Option("--preset", "-p", help="smoke | t
 SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="override a config key: section.key=value")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML file of config keys")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="output directory")]
+SaeOpt = Annotated[Path | None, typer.Option("--sae", help="SAE folder for --steer/--ablate (e.g. RUN/interp/d4)")]
+SteerOpt = Annotated[list[str] | None, typer.Option(
+    "--steer", help="clamp an SAE feature to SCALE x its max activation: FEATURE=SCALE (repeatable; 10 = Golden Gate)")]
+AblateOpt = Annotated[list[int] | None, typer.Option("--ablate", help="zero an SAE feature (repeatable)")]
 
 def _config(preset: str | None, overrides: list[str] | None, config_file: Path | None) -> RunConfig:
     from scalelab.presets import load_config
@@ -141,14 +146,18 @@ def generate(model: Annotated[Path, typer.Argument(help="HF checkpoint folder")]
              max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n")] = 64,
              temperature: Annotated[float, typer.Option("--temperature", "-T")] = 0.8,
              top_p: Annotated[float, typer.Option("--top-p")] = 0.95,
-             seed: Annotated[int, typer.Option()] = 0) -> None:
-    """Sample continuations of raw text prompts, batched, with a KV cache."""
+             seed: Annotated[int, typer.Option()] = 0, sae: SaeOpt = None, steer: SteerOpt = None,
+             ablate: AblateOpt = None) -> None:
+    """Sample continuations of raw text prompts, batched, with a KV cache (optionally with SAE features clamped:
+    --sae DIR --steer FEATURE=SCALE --ablate FEATURE)."""
     def body() -> None:
+        from scalelab.interp.steering import from_flags
         from scalelab.model.lm import load_lm
 
         lm = load_lm(model)
-        for prompt, text in zip(prompts, lm.complete(prompts, max_new_tokens, temperature=temperature, top_p=top_p,
-                                                     seed=seed), strict=True):
+        with from_flags(lm, sae, steer or [], ablate or []):
+            texts = lm.complete(prompts, max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
+        for prompt, text in zip(prompts, texts, strict=True):
             typer.secho(prompt, bold=True, nl=False)
             typer.echo(text)
     _guard(body)
@@ -163,9 +172,12 @@ def chat(model: Annotated[Path, typer.Argument(help="HF checkpoint folder with a
          seed: Annotated[int, typer.Option()] = 0,
          safeguards: Annotated[str, typer.Option(
              "--safeguards", help="on | off: the output filter `scalelab rsp safeguards` built; a model whose "
-             "RSP determination needs safeguards is refused without them")] = "off") -> None:
-    """Chat interactively (reads stdin; an empty line or EOF ends the session)."""
+             "RSP determination needs safeguards is refused without them")] = "off",
+         sae: SaeOpt = None, steer: SteerOpt = None, ablate: AblateOpt = None) -> None:
+    """Chat interactively (reads stdin; an empty line or EOF ends the session); --sae DIR --steer FEATURE=SCALE
+    --ablate FEATURE clamp SAE features in every reply."""
     def body() -> None:
+        from scalelab.interp.steering import from_flags
         from scalelab.model.lm import load_lm
         from scalelab.rsp.gate import GateRefused, serving_filter
 
@@ -175,6 +187,7 @@ def chat(model: Annotated[Path, typer.Argument(help="HF checkpoint folder with a
             typer.secho(f"refused: {err}", fg=typer.colors.RED, err=True)
             raise typer.Exit(1) from None
         lm = load_lm(model, chat=True)
+        intervention = from_flags(lm, sae, steer or [], ablate or [])
         messages = [{"role": "system", "content": system}] if system else []
         interactive = sys.stdin.isatty()
         while True:
@@ -184,7 +197,8 @@ def chat(model: Annotated[Path, typer.Argument(help="HF checkpoint folder with a
             if not line or not line.strip():
                 break
             messages.append({"role": "user", "content": line.rstrip("\n")})
-            reply = lm.chat([messages], max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)[0]
+            with intervention:
+                reply = lm.chat([messages], max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)[0]
             if output_filter is not None:
                 _, reply = output_filter.check(line.rstrip("\n"), reply)
             messages.append({"role": "assistant", "content": reply})
@@ -263,64 +277,7 @@ def scale(out: OutOpt = Path("out/scale"), preset: PresetOpt = None, set_: SetOp
     _guard(body)
 
 
-interp_app = typer.Typer(no_args_is_help=True, help="Interpretability: sparse autoencoders and their features.")
-app.add_typer(interp_app, name="interp")
-
-
-@interp_app.command("sae")
-def interp_sae(model: Annotated[Path, typer.Option("--model", "-m", help="HF causal LM folder")],
-               text: Annotated[Path | None, typer.Option(
-                   "--text", help="world dir, .jsonl or .txt (default: the preset's world, in OUT/world)")] = None,
-               out: OutOpt = Path("out/sae"),
-               preset: PresetOpt = None, set_: SetOpt = None, config: ConfigOpt = None) -> None:
-    """Train an SAE on a model's activations; writes OUT in SAELens's layout with its metrics. Its settings are
-    the `interp` config section: e.g. --set interp.cache.site=mlp_out.3 --set interp.sae.arch=jumprelu
-    --set interp.sae.k=16 --set interp.sae.expansion_factor=8 --set interp.train.tokens=400000."""
-    def body() -> None:
-        from scalelab.interp.run import train_sae_on_model
-
-        run_cfg = _config(preset, set_, config)
-        cfg = run_cfg.interp
-        source = text
-        if source is None:  # any causal LM can read the world's text; build it once beside the SAE
-            from scalelab.world import build_world
-
-            source = out / "world"
-            if not (source / "train.jsonl").is_file():
-                build_world(run_cfg.world, source)
-        res = train_sae_on_model(model, source, out, cfg)
-        typer.echo(json.dumps({k: v for k, v in res.items() if k != "history"}, indent=2))
-    _guard(body)
-
-
-@interp_app.command("features")
-def interp_features(sae_dir: Annotated[Path, typer.Argument(help="SAE folder (SAELens layout)")],
-                    text: Annotated[Path | None, typer.Option("--text", help="text to read (to build)")] = None,
-                    model: Annotated[Path | None, typer.Option("--model", help="default: the SAE's")] = None,
-                    feature: Annotated[int | None, typer.Option("--feature", "-f", help="print this one")] = None,
-                    html_out: Annotated[Path | None, typer.Option("--html", help="export it as HTML")] = None,
-                    rows: Annotated[int, typer.Option(help="sequences to read")] = 256,
-                    seq_len: Annotated[int, typer.Option("--seq-len")] = 128,
-                    rebuild: Annotated[bool, typer.Option("--rebuild")] = False) -> None:
-    """Build SAE_DIR/features.sqlite (density, contexts, logit effects, histograms); print a feature."""
-    def body() -> None:
-        from scalelab.interp.features import compute_features, feature_html, feature_markdown, read_feature
-
-        db = sae_dir / "features.sqlite"
-        if rebuild or not db.is_file():
-            if text is None:
-                raise ConfigError(f"{db} does not exist yet; pass --text (a world dir, .jsonl or .txt) to build it")
-            compute_features(sae_dir, text, model, db, n_rows=rows, seq_len=seq_len)
-            typer.echo(f"feature store → {db}")
-        if feature is not None:
-            feat = read_feature(db, feature)
-            typer.echo(feature_markdown(feat))
-            if html_out is not None:
-                from scalelab.artifacts import atomic_write_text
-
-                atomic_write_text(html_out, feature_html(feat))
-                typer.echo(f"HTML → {html_out}")
-    _guard(body)
+app.add_typer(interp_app, name="interp", context_settings={"obj": _config})  # interp/cli.py: its commands
 
 
 @app.command("import-gguf")
