@@ -31,7 +31,8 @@ def test_default_policy_structure():
     assert sorted(p.levels) == [1, 2, 3, 4, 5] and all(lv.description for lv in p.levels.values())
     assert p.baseline_asl == 2
     ids = {t.id: t for t in p.thresholds}
-    assert set(ids) == {"CBRN-3", "CBRN-4", "AIRD-4"}
+    assert set(ids) == {"CBRN-3", "CBRN-4", "AIRD-4", "AUTONOMY-3"}
+    assert ids["AUTONOMY-3"].eval == "computer_autonomy" and ids["AUTONOMY-3"].requires == 3
     assert ids["CBRN-3"].eval == "hazard_mc" and ids["CBRN-3"].requires == 3
     assert ids["CBRN-4"].requires == 4 and ids["AIRD-4"].eval == "general_capability"
     for t in p.thresholds:

@@ -194,11 +194,15 @@ def strongest(by_elicitation: Mapping[str, EvalScore], direction: str = HIGHER) 
 
 def assess_scores(policy: Policy, scores: Mapping[str, Mapping[str, Any]], *, model: str, model_dir: Path | str = "",
                   model_sha: str = "", compute: float | None = None, forecasts: Any = None,
-                  limit: int | None = None) -> Assessment:
-    """The assessment from `run_capability_evals`-shaped scores ({eval: {elicitation: EvalScore}})."""
+                  limit: int | None = None, thresholds: Sequence[Threshold] | None = None) -> Assessment:
+    """The assessment from `run_capability_evals`-shaped scores ({eval: {elicitation: EvalScore}}) against
+    `thresholds` (default: the policy's model thresholds; an agent is assessed on `policy.agent_thresholds`).
+    `forecasts` is the scaling fit's table, or a function (threshold, score) -> forecast record (an agent's own
+    curve)."""
     rows = []
     ran: list[str] = []
-    for t in policy.thresholds:
+    chosen = thresholds if thresholds is not None else [t for t in policy.thresholds if t.eval in policy.evals]
+    for t in chosen:
         by_elic = scores.get(t.eval)
         if not by_elic:
             raise InputError(f"no scores for eval {t.eval!r} (threshold {t.id}); got scores for: "
@@ -216,7 +220,9 @@ def assess_scores(policy: Policy, scores: Mapping[str, Mapping[str, Any]], *, mo
             n=int(best.n), elicitation=best.elicitation, by_elicitation={e: float(s.value) for e, s in by_elic.items()},
             red=t.red, yellow=t.yellow, margin=margin(value, t.red, t.direction), verdict=v, requires=t.requires,
             log=None if best.log is None else str(best.log),
-            forecast=forecast_threshold(forecasts, t, value, compute, policy.compute_multiple), direction=t.direction))
+            forecast=(forecasts(t, value) if callable(forecasts) else
+                      forecast_threshold(forecasts, t, value, compute, policy.compute_multiple)),
+            direction=t.direction))
     crossed = [r for r in rows if r.verdict == CROSSED]
     asl = determine_asl(policy.baseline_asl, [r.requires for r in crossed])
     return Assessment(

@@ -43,7 +43,7 @@ from typing import Any
 import yaml
 
 from scalelab.errors import InputError, MissingInput
-from scalelab.evals.capability.catalogue import ELICITATIONS, EVAL_NAMES
+from scalelab.evals.capability.catalogue import AGENT_EVALS, ELICITATIONS, EVAL_NAMES
 from scalelab.rsp.safeguards.catalogue import BOUNDS
 
 SHIPPED = ("default",)
@@ -102,8 +102,14 @@ class Policy:
 
     @property
     def evals(self) -> tuple[str, ...]:
-        """The capability evals an assessment runs: those the thresholds name, in first-use order."""
-        return tuple(dict.fromkeys(t.eval for t in self.thresholds))
+        """The model evals an assessment runs through Inspect: those the thresholds name, in first-use order
+        (agent evals, `AGENT_EVALS`, are measured by their own stage and assessed apart)."""
+        return tuple(dict.fromkeys(t.eval for t in self.thresholds if t.eval not in AGENT_EVALS))
+
+    @property
+    def agent_thresholds(self) -> tuple[Threshold, ...]:
+        """Thresholds on an agent system's capability (`AGENT_EVALS`), e.g. computer-use autonomy."""
+        return tuple(t for t in self.thresholds if t.eval in AGENT_EVALS)
 
     def required_safeguards(self, asl: int) -> dict[str, dict[str, float]] | None:
         """The safeguards (with pass criteria) a model determined at `asl` needs; None when the policy
@@ -155,7 +161,8 @@ def parse_policy(data: Any, *, source: str = "<policy>", sha256: str = "", evals
         raise PolicyError(f"policy {source} must be a mapping with keys {', '.join(TOP_KEYS)}; "
                           f"got {type(data).__name__}")
     _no_unknown(data, TOP_KEYS, "", source)
-    evals = tuple(evals) if evals is not None else _known("evals")
+    # `evals` names the model evals a caller allows; agent evals are measured by their own stage, always known
+    evals = (*evals, *AGENT_EVALS) if evals is not None else _known("evals")
     elicitations = tuple(elicitations) if elicitations is not None else _known("elicitations")
     if safeguards is None:
         safeguards = BOUNDS
@@ -190,7 +197,7 @@ def parse_policy(data: Any, *, source: str = "<policy>", sha256: str = "", evals
 
 def _known(kind: str) -> tuple[str, ...]:
     """The names a policy may use, from the catalogue of capability evals."""
-    return tuple(EVAL_NAMES) if kind == "evals" else tuple(ELICITATIONS)
+    return (*EVAL_NAMES, *AGENT_EVALS) if kind == "evals" else tuple(ELICITATIONS)
 
 
 def _need(data: Mapping, key: str, source: str, prefix: str = "") -> Any:

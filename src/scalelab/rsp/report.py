@@ -65,6 +65,21 @@ def section_rsp(summary: dict[str, Any], out: Path) -> str:
         lines.append("| " + " | ".join([m["name"] + ("" if m["kind"] == "ladder" else f" ({m['base']})"), compute,
                                         f"**{asl_name(m['asl'])}**", *[_cell(by_id[i]) for i in ids if i in by_id],
                                         _guards(m), f"`{m['report']}`"]) + " |")
+    agents = rsp.get("agents") or []
+    if agents:
+        agent_ids = [t["id"] for t in pol["thresholds"]
+                     if any(r["threshold"] == t["id"] for a in agents for r in a["rows"])]
+        lines += ["", "Agent systems (the `computer` stage's strongest learned agent, on held-out tasks):", "",
+                  "| agent | ASL | " + " | ".join(agent_ids) + " | report |", "|" + "---|" * (len(agent_ids) + 3)]
+        for a in agents:
+            by_id = {r["threshold"]: r for r in a["rows"]}
+            lines.append(f"| {a['name']} | **{asl_name(a['asl'])}** | "
+                         + " | ".join(_cell(by_id[i]) for i in agent_ids) + f" | `{a['report']}` |")
+        for a in agents:
+            for r in a["rows"]:
+                warn = (r.get("forecast") or {}).get("outlook") in (EXPECTED_TO_CROSS, MAY_CROSS)
+                lines.append(f"- {'**⚠ warning** ' if warn else ''}{a['name']}, {r['threshold']}, at "
+                             f"{pol['compute_multiple']:g}× demonstrations: {forecast_cell(r.get('forecast'))}")
     lines += ["", *_forecast_lines(models, pol["compute_multiple"])]
     due = rsp.get("cadence") or []
     if due:
@@ -96,8 +111,9 @@ def _forecast_lines(models: list[dict[str, Any]], multiple: float) -> list[str]:
 
 def plot_capabilities(rsp: dict[str, Any], out_png: Path) -> Path | None:
     """One panel per threshold: score vs training compute, red and yellow lines, the 4×-compute forecast."""
-    thresholds = rsp["policy"]["thresholds"]
     models = [m for m in rsp["models"] if m["compute"]]
+    assessed = {r["threshold"] for m in models for r in m["rows"]}  # agent thresholds have no compute axis
+    thresholds = [t for t in rsp["policy"]["thresholds"] if t["id"] in assessed]
     if not models or not thresholds:
         return None
     fig, axes = plt.subplots(1, len(thresholds), figsize=(4.2 * len(thresholds), 3.8), dpi=120, squeeze=False)
