@@ -26,11 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from scalelab.artifacts import model_sha256
+from scalelab.computer.capability import autonomy_capability
 from scalelab.config import to_dict
 from scalelab.errors import MissingInput
 from scalelab.layout import RunLayout
 from scalelab.posttrain.steps import STEPS
 from scalelab.rsp.assess import Assessment, assess_model, write_capability_report
+from scalelab.rsp.autonomy import assess_autonomy
 from scalelab.rsp.config import RSPConfig
 from scalelab.rsp.gate import measure_required, write_determination
 from scalelab.rsp.policy import HIGHER, Policy, load_policy
@@ -131,7 +133,16 @@ def run_rsp(ctx: Context, summary: Summary) -> dict[str, Any] | None:
                      "safeguards_met": res.get("safeguards_met"), "safeguards": res.get("safeguards"),
                      "report": ctx.layout.relative(ctx.layout.capability_report(m["name"])),
                      "stage_seconds": res.get("stage_seconds")})
-    return {"policy": policy_summary(policy), "models": rows, "cadence": cadence(rows, policy.compute_multiple),
+    agents = []
+    if summary.get("computer"):
+        a = assess_autonomy(policy, autonomy_capability(summary["computer"]))
+        if a is not None:
+            out = ctx.layout.rsp(a.model.replace(":", "-"))
+            write_capability_report(a, out)
+            agents.append({**_row(a.to_dict()), "kind": "agent", "base": None,
+                           "report": ctx.layout.relative(out / "capability_report.md")})
+    return {"policy": policy_summary(policy), "models": rows, "agents": agents,
+            "cadence": cadence(rows, policy.compute_multiple),
             "fit_json": None if fit_json is None else ctx.layout.relative(fit_json),
             "seconds": round(time.perf_counter() - t0, 1)}
 
