@@ -19,6 +19,7 @@ import typer
 from scalelab.config import ConfigError
 from scalelab.errors import MissingInput, UserError
 from scalelab.interp.cli import app as interp_app
+from scalelab.reasoning.cli import make_reason_app, make_synth
 from scalelab.web.cli import serve
 
 if TYPE_CHECKING:
@@ -259,10 +260,17 @@ def show_config(preset: PresetOpt = None, set_: SetOpt = None, config: ConfigOpt
     _guard(body)
 
 
-@app.command()
-def scale(out: OutOpt = Path("out/scale"), preset: PresetOpt = None, set_: SetOpt = None,
+scale_app = typer.Typer(help="Scaling laws (with no sub-command: the IsoFLOP sweep and its fits).")
+app.add_typer(scale_app, name="scale")
+
+
+@scale_app.callback(invoke_without_command=True)
+def scale(ctx: typer.Context, out: OutOpt = Path("out/scale"), preset: PresetOpt = None, set_: SetOpt = None,
           config: ConfigOpt = None) -> None:
     """Scaling laws: IsoFLOP sweep + hold-outs, fits, forecasts, model tiers → OUT/scaling/fit.json."""
+    if ctx.invoked_subcommand is not None:
+        return
+
     def body() -> None:
         from scalelab.pipeline import SCALE_STAGES, run_all
 
@@ -275,6 +283,29 @@ def scale(out: OutOpt = Path("out/scale"), preset: PresetOpt = None, set_: SetOp
                    f"beta={fit['beta']:.3f}; hold-out mean |error| {s['holdout_mean_abs_error_pct']:.2f}%; "
                    f"sweep {s['sweep_seconds']} s → {s['fit_json']}")
     _guard(body)
+
+
+@scale_app.command("data-constrained")
+def scale_data_constrained(out: OutOpt = Path("out/scale"), preset: PresetOpt = None, set_: SetOpt = None,
+                           config: ConfigOpt = None) -> None:
+    """Data-constrained scaling (Muennighoff et al. 2023): U unique tokens for 1..40 epochs vs fresh data at the
+    same compute; the effective-data law's R* with an interval → OUT/scaling/data_constrained/ (settings:
+    reasoning.data_constrained.*)."""
+    def body() -> None:
+        from scalelab.pipeline import run_all
+        from scalelab.scaling.data_constrained import run_data_constrained
+        from scalelab.stage import Context
+
+        cfg = _config(preset, set_, config)
+        run_all(cfg, out, only=("world", "tokenizer", "shards"))
+        res = run_data_constrained(Context.standalone(cfg, out, log=typer.echo))
+        typer.echo(json.dumps({k: res[k] for k in ("unique_tokens", "depth", "params", "r_star", "r_star_ci",
+                                                   "epochs", "plots", "seconds")}, indent=1))
+    _guard(body)
+
+
+app.add_typer(make_reason_app(_config, _guard), name="reason")
+app.command("synth")(make_synth(_config, _guard))
 
 
 app.add_typer(interp_app, name="interp", context_settings={"obj": _config})  # interp/cli.py: its commands

@@ -27,6 +27,7 @@ from scalelab.interp import stage as interp_stage
 from scalelab.layout import RunLayout
 from scalelab.posttrain import stage as posttrain_stage
 from scalelab.presets import RunConfig
+from scalelab.reasoning import stage as reasoning_stage
 from scalelab.registry import Registry
 from scalelab.report.render import fmt, write_report
 from scalelab.rsp import stage as rsp_stage
@@ -44,6 +45,7 @@ STAGES: list[Stage] = [
     scaling_stage.STAGE,
     interp_stage.STAGE,
     posttrain_stage.STAGE,
+    reasoning_stage.STAGE,
     rsp_stage.STAGE,
 ]
 # The stages `scalelab scale` runs: the data the sweep trains on, then the sweep.

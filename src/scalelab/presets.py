@@ -30,8 +30,10 @@ from scalelab.interp.superposition import SuperpositionConfig
 from scalelab.interp.train import TrainSAEConfig
 from scalelab.model.config import ModelConfig
 from scalelab.posttrain.config import PosttrainConfig
+from scalelab.reasoning.config import GRPOConfig, PassKConfig, ReasoningConfig, SFTConfig, StarConfig
 from scalelab.rsp.config import RSPConfig
 from scalelab.scaling.config import ScalingConfig
+from scalelab.scaling.data_config import DataConstrainedConfig, SyntheticConfig
 from scalelab.train.config import TrainConfig
 from scalelab.world.config import WorldConfig
 
@@ -59,6 +61,7 @@ class RunConfig:
     interp: InterpConfig = field(default_factory=InterpConfig)
     posttrain: PosttrainConfig = field(default_factory=PosttrainConfig)
     rsp: RSPConfig = field(default_factory=RSPConfig)
+    reasoning: ReasoningConfig = field(default_factory=ReasoningConfig)
 
 
 def _smoke() -> RunConfig:
@@ -96,6 +99,13 @@ def _smoke() -> RunConfig:
     # seconds, not science: 12 items per set, the fine-tune elicitation on the largest rung only, no
     # safeguards measurement (they train a probe per model that needs them)
     cfg.rsp = RSPConfig(limit=12, elicitations=["zero_shot", "fine_tune"], safeguards=False)
+    # seconds, not science: every part of the reasoning stage once, at a size that proves it runs
+    cfg.reasoning = ReasoningConfig(
+        tasks=["arithmetic", "countdown"], sft=SFTConfig(problems=64, epochs=1.0, batch_size=16),
+        star=StarConfig(iterations=1, problems=12, samples=2), grpo=GRPOConfig(steps=2, prompts=4, group_size=4),
+        eval=PassKConfig(problems=6, ks=[1, 4], verify_problems=4, bootstrap=20), max_new_tokens=32, max_len=96,
+        data_constrained=DataConstrainedConfig(epochs=[1, 2, 4], n_bootstrap=20, eval_items=12),
+        synthetic=SyntheticConfig(generations=1, max_new_tokens=32, sample_batch=32, eval_items=12))
     return cfg
 
 

@@ -128,7 +128,7 @@ class ReasoningConfig:
     star: StarConfig = field(default_factory=StarConfig)
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     eval: PassKConfig = field(default_factory=PassKConfig)
-    max_new_tokens: int = 96
+    max_new_tokens: int = 128
     """the longest reply sampled (a trace that runs past it has no answer line: malformed)."""
     max_len: int = 192
     """prompt + reply tokens of a training row."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing as mp
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -161,24 +162,36 @@ def parallel_train(ctx: Any, plan: SweepPlan, workers: int) -> None:
     """
     runs = sorted(plan.runs, key=lambda r: r.flops, reverse=True)
     ctx.log(f"[scaling] training {len(runs)} sweep runs in {workers} processes")
+    in_workers(ctx, train_run, runs, workers)
+
+
+def in_workers(ctx: Any, fn: Callable[[Context, Any], Any], items: Sequence[Any], workers: int) -> None:
+    """`fn(context, item)` for every item, in `workers` spawned processes with one torch thread each, in order.
+
+    `fn` must be a module-level function (it is pickled); each process rebuilds the context from the run
+    folder and registry path, so skip-if-done steps and the registry work there as in the parent. A failed item
+    fails the call with its error. The data-constrained and synthetic-data runs train through it too.
+    """
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(_train_in_worker, ctx.cfg, str(ctx.layout.root), str(ctx.registry.path), run)
-                   for run in runs]
+        futures = [pool.submit(_in_worker, ctx.cfg, str(ctx.layout.root), str(ctx.registry.path), fn, item)
+                   for item in items]
         for f in futures:
             f.result()
 
 
-def _train_in_worker(cfg: RunConfig, out: str, registry: str, run: PlannedRun) -> None:
+def _in_worker(cfg: RunConfig, out: str, registry: str, fn: Callable[[Context, Any], Any], item: Any) -> None:
     torch.set_num_threads(1)
     ctx = Context(cfg=cfg, layout=RunLayout(Path(out)), registry=Registry(Path(registry)),
                   log=lambda msg: print(msg, flush=True))
-    train_run(ctx, run)
+    fn(ctx, item)
 
 
-def evaluate_sweep_run(ctx: Any, name: str, model_dir: Path) -> dict[str, Any]:
-    """The base evals of one sweep run's folder (its `final/`), as a skippable artifact."""
-    ecfg = eval_config(ctx.cfg)
-    out_dir = ctx.layout.sweep_evals(name)
+def evaluate_sweep_run(ctx: Any, name: str, model_dir: Path, out_dir: Path | None = None,
+                       ecfg: EvalConfig | None = None) -> dict[str, Any]:
+    """The base evals of one sweep run's folder (its `final/`), as a skippable artifact (in `out_dir`, default
+    `scaling/evals/<name>`; with `ecfg`, default the sweep's eval config)."""
+    ecfg = ecfg or eval_config(ctx.cfg)
+    out_dir = out_dir or ctx.layout.sweep_evals(name)
 
     def build(d: Path) -> dict[str, Any]:
         res = evaluate_base_model(model_dir / FINAL, ctx.layout.world, ecfg, device=ctx.cfg.train.device)

@@ -6,18 +6,20 @@ world holds it out of pretraining (`is_heldout`), so a held-out problem was neve
 training trace. The difficulty dial is the digit count; the harder difficulty has one more digit than
 training shows (and, with the world's default `arithmetic_max_digits`, more than pretraining shows too).
 
-The scratchpad works one column at a time from the right, each line a true equation and the digits of the
+The scratchpad works one column at a time from the right. Each line first restates what is left of the two
+numbers (so the column's digits are the last digit of each, right there, and a small model never has to
+count positions from the end of the question), then the column as a true equation, then the digits of the
 result so far::
 
-    What is 347+58?          What is 405-58?
-    7+8+0=15, 5              15-8-0=7, 7
-    4+5+1=10, 05             10-5-1=4, 47
-    3+0+1=4, 405             4-0-1=3, 347
-    Answer: 405              Answer: 347
+    What is 347+58?              What is 405-58?
+    347+58: 7+8+0=15, 5          405-58: 15-8-0=7, 7
+    34+5: 4+5+1=10, 05           40-5: 10-5-1=4, 47
+    3+0: 3+0+1=4, 405            4-0: 4-0-1=3, 347
+    Answer: 405                  Answer: 347
 
-(a column's first number is borrowed up by 10 when it must be; the carry or borrow goes into the next line;
-a last carry gets a column of its own). A mistake trace writes one column's result wrong, then
-`wait,` and the column again, right. Multiplication is not offered: its scratchpad (partial products,
+(a column's top digit is borrowed up by 10 when it must be; the carry or borrow goes into the next line; a
+number that has run out is 0; a last carry gets a column of its own). A mistake trace writes one column's
+result wrong, then `wait,` and the column again, right. Multiplication is not offered: its scratchpad (partial products,
 then a sum) is a different skill from the column walk, and the targets ask for sums and differences.
 """
 
@@ -100,11 +102,13 @@ class Arithmetic(Task):
         cols = columns(problem.data["a"], op, problem.data["b"])
         wrong_at = rng.randrange(len(cols)) if mistake else -1
         lines, digits = [], ""
+        a, b = str(problem.data["a"]), str(problem.data["b"])
         for k, (x, y, c, result) in enumerate(cols):
             digits = str(result % 10) + digits
+            left = f"{a[:len(a) - k] or 0}{op}{b[:len(b) - k] or 0}: "
             line = f"{column_line(op, x, y, c, result)}, {digits}"
             if k == wrong_at:
                 wrong = result + rng.choice((-1, 1)) if result > 0 else result + 1
                 line = f"{column_line(op, x, y, c, wrong)}{MISTAKE_CHECK}{line}"
-            lines.append(line)
+            lines.append(left + line)
         return "\n".join(lines)
