@@ -52,10 +52,13 @@ def interp_section(run_dir: Path) -> dict:
     cfg.train.tokens = 2048  # the universality study's second seed: a few steps, enough for the wiring
     cfg.interp.train.tokens, cfg.interp.cache.tokens, cfg.interp.sae.expansion_factor = 8192, 4096, 4
     ss = cfg.interp.sae_scaling
-    ss.widths, ss.ks, ss.width, ss.token_scales, ss.tokens, ss.cache_tokens = [2, 4], [2, 8], 2, [2.0], 2048, 4096
+    ss.widths, ss.ks, ss.k, ss.width, ss.token_scales = [2, 4], [2, 8], 8, 2, [2.0]
+    ss.tokens, ss.cache_tokens = 2048, 4096
     cfg.interp.superposition.enabled = False  # its own tests cover it (tests/test_interp_superposition.py)
-    cfg.interp.circuits.tokens, cfg.interp.circuits.random_trials = 4096, 4
-    cfg.interp.steering.prompts, cfg.interp.steering.eval_items, cfg.interp.steering.scales = 4, 6, [0.0, 10.0]
+    cfg.interp.probe.rows, cfg.interp.probe.max_iter = 16, 20
+    cfg.interp.circuits.tokens, cfg.interp.circuits.random_trials, cfg.interp.circuits.max_feature_nodes = 2048, 4, 64
+    cfg.interp.steering.prompts, cfg.interp.steering.eval_items, cfg.interp.steering.scales = 3, 4, [0.0, 10.0]
+    cfg.interp.steering.new_tokens = 8
     ctx = Context.standalone(cfg, run_dir, log=lambda s: None)
     return run_interp(ctx, {})
 

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from scalelab.config import to_dict
 from scalelab.data.corpus import read_split
 from scalelab.interp.concepts import score_sae_and_neurons
@@ -29,6 +31,7 @@ from scalelab.interp.studies import (
     circuits_step,
     probes_step,
     sae_scaling_step,
+    start_second_seed,
     steering_step,
     superposition_step,
     universality_step,
@@ -97,12 +100,21 @@ def run_interp(ctx: Context, summary: Summary) -> dict[str, Any] | None:
     name = rung_name(max(ctx.cfg.ladder))
     model_dir = ctx.layout.model(name)
     texts = texts_for(ctx)
-    out = dict(sae_step(ctx, name, model_dir, texts))
-    sae_dir = Path(out["sae_dir"])
-    if icfg.superposition.enabled:
-        out["superposition"] = superposition_step(ctx)
-    if icfg.probe.enabled and texts.world:
-        out["probes"] = probes_step(ctx, model_dir, texts)
+    seed_run = start_second_seed(ctx)
+    threads = torch.get_num_threads()
+    if seed_run is not None:  # one core trains the second seed, this process keeps the other
+        torch.set_num_threads(1)
+    try:
+        out = dict(sae_step(ctx, name, model_dir, texts))
+        sae_dir = Path(out["sae_dir"])
+        if icfg.superposition.enabled:
+            out["superposition"] = superposition_step(ctx)
+        if icfg.probe.enabled and texts.world:
+            out["probes"] = probes_step(ctx, model_dir, texts)
+        if seed_run is not None:
+            seed_run.result()
+    finally:
+        torch.set_num_threads(threads)
     if icfg.universality.enabled:
         out["universality"] = universality_step(ctx, sae_dir, model_dir, texts)
     if icfg.circuits.enabled:

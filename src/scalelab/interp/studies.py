@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing as mp
+import os
 import shutil
 from collections.abc import Iterable
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +40,10 @@ from scalelab.interp.steering_eval import (
 from scalelab.interp.superposition import run_superposition, superposition_summary
 from scalelab.interp.text import pack_rows, read_records
 from scalelab.interp.universality import compare, unit_activations
-from scalelab.layout import rung_name
+from scalelab.layout import RunLayout, rung_name
+from scalelab.model.device import pick_device
 from scalelab.model.lm import load_lm
+from scalelab.registry import Registry
 from scalelab.stage import Context
 from scalelab.train.loop import pretrain
 from scalelab.world import all_concepts
@@ -115,6 +120,27 @@ def second_seed(ctx: Context, depth: int, seed: int) -> Path:
                                                   if k not in ("progress", "log_every")}}
     ctx.step(f"pretrain:{name}-seed{seed}", "model", out, cfg, [ctx.layout.shards, ctx.layout.tokenizer], build)
     return out / "final"
+
+
+def _second_seed_worker(cfg: Any, root: str, registry: str, depth: int, seed: int) -> None:
+    torch.set_num_threads(1)
+    ctx = Context(cfg=cfg, layout=RunLayout(Path(root)), registry=Registry(Path(registry)),
+                  log=lambda msg: print(msg, flush=True))
+    second_seed(ctx, depth, seed)
+
+
+def start_second_seed(ctx: Context) -> Future | None:
+    """Pretrain the universality rung's second seed in a spawned process with one torch thread, so it trains
+    while the stage's other studies run on the other core (these models are too small to use two cores each);
+    None on an accelerator or a single core, where `universality_step` trains it in line."""
+    ucfg = ctx.cfg.interp.universality
+    if not ucfg.enabled or (os.cpu_count() or 1) < 2 or pick_device(ctx.cfg.train.device).type != "cpu":
+        return None
+    pool = ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"))
+    future = pool.submit(_second_seed_worker, ctx.cfg, str(ctx.layout.root), str(ctx.registry.path),
+                         ucfg.depth or min(ctx.cfg.ladder), ucfg.seed)
+    pool.shutdown(wait=False)
+    return future
 
 
 def sae_for(ctx: Context, model_dir: Path, texts: Texts, out: Path, label: str) -> Path:
