@@ -186,3 +186,30 @@ def test_features_refuse_an_sae_of_another_width(run_dir, interp_section, tmp_pa
                                         "site": "resid_post.1"})
     with pytest.raises(ValueError, match="d_in=48 does not match"):
         compute_features(tmp_path, run_dir / "world" / "val.jsonl", n_rows=2, seq_len=32)
+
+
+def test_stage_on_real_text_runs_what_needs_no_labels(run_dir, tmp_path) -> None:
+    """corpus = a text file: the SAE, its metrics and feature store, and circuits with the model's own next token;
+    no ground truth, probes or steering (they need the world's labels)."""
+    import shutil
+
+    from scalelab.interp.stage import run_interp
+    from scalelab.stage import Context
+
+    for part in ("tokenizer", "shards", "models"):
+        shutil.copytree(run_dir / part, tmp_path / part)
+    text = tmp_path / "corpus.txt"
+    docs = [json.loads(line)["text"] for line in (run_dir / "world" / "train.jsonl").read_text().splitlines()]
+    text.write_text("\n\n".join(docs))
+    cfg = preset("smoke")
+    cfg.corpus, cfg.ladder, cfg.train.progress = str(text), [2], False
+    cfg.interp.train.tokens, cfg.interp.cache.tokens, cfg.interp.sae.expansion_factor = 4096, 2048, 4
+    cfg.interp.superposition.enabled = cfg.interp.universality.enabled = cfg.interp.sae_scaling.enabled = False
+    cfg.interp.circuits.tokens, cfg.interp.circuits.random_trials, cfg.interp.circuits.max_feature_nodes = 2048, 2, 32
+    it = run_interp(Context.standalone(cfg, tmp_path, log=lambda s: None), {})
+    assert "ground_truth" not in it and "probes" not in it and "steering" not in it
+    assert (tmp_path / "interp" / "text" / "train.jsonl").is_file()
+    assert (Path(it["sae_dir"]) / "features.sqlite").is_file() and isinstance(it["eval"]["fvu"], float)
+    graphs = it["circuits"]["graphs"]
+    assert [g["kind"] for g in graphs] == ["text", "text"]
+    assert graphs[0]["direct_effects_sum"] == pytest.approx(graphs[0]["answer_logit"], abs=1e-3)

@@ -22,7 +22,7 @@ class ActivationsConfig:
     """Where an SAE reads a model's activations and how many rows are cached to disk for training."""
 
     site: str = "resid_post.mid"
-    """<resid_pre|resid_post|attn_out|mlp_out|mlp_hidden>.<layer|-1|mid>."""
+    """<resid_pre|resid_post|attn_out|mlp_out|mlp_in|mlp_hidden>.<layer|-1|mid>."""
     seq_len: int = 128
     tokens: int = 100_000
     """activation rows cached to disk (training re-reads them when it needs more)."""
@@ -43,7 +43,7 @@ class ProbeConfig:
     rows: int = 96
     """held-out sequences read (val split)."""
     max_tokens: int = 3000
-    """labelled tokens per group kept (a class-stratified sample when more are present)."""
+    """labelled tokens per group kept (a random sample when more are present)."""
     layers: list[int] = field(default_factory=list)
     """residual-stream layers read (resid_post.L; -1 is the embeddings, resid_pre.0); [] = every layer."""
     test_frac: float = 0.3
