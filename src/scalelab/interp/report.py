@@ -30,6 +30,8 @@ def section_interp(summary: dict[str, Any], out: Path) -> str:
         ("superposition", _superposition), ("probes", _probes), ("universality", _universality),
         ("circuits", _circuits), ("steering", _steering), ("sae_scaling", _sae_scaling)]
     parts += [render(it[key], out) for key, render in studies if it.get(key)]
+    if it.get("steering") and it.get("probes"):
+        parts.append(_probe_monitor(it["probes"]))
     return "\n\n".join(p for p in parts if p)
 
 
@@ -198,6 +200,18 @@ def _steering(st: dict[str, Any], out: Path) -> str:
                                            ["random features ablated", *[hz["random_ablated"][c] for c in cols]]])]
     png = plots.plot_steering(st, out / "interp_steering.png")
     return "\n".join(lines + (["", f"![steering]({png})"] if png else []))
+
+
+def _probe_monitor(pr: dict[str, Any]) -> str:
+    """The hazard-step probe beside the ablation: detecting the concept vs removing it (the RSP's probe monitor,
+    `rsp.safeguards`, is the same kind of linear probe on pooled text, measured in its own report)."""
+    hz = pr["groups"].get("hazard_step") or {}
+    if "layers" not in hz:
+        return ""
+    return (f"Beside it, the linear probe for `hazard_step` tokens (the monitor's kind of detector) reaches balanced "
+            f"accuracy {hz['best_accuracy']} at layer {hz['best_layer']} (shuffled-label control "
+            f"{next(r['control'] for r in hz['layers'] if r['layer'] == hz['best_layer'])}): detecting the concept, "
+            "set beside removing it above.")
 
 
 def _sae_scaling(ss: dict[str, Any], out: Path) -> str:
