@@ -145,7 +145,8 @@ def test_jailbreak_wraps_every_request_in_every_template(world: Path) -> None:
 def test_bad_names_and_arguments_are_errors_that_list_the_choices(world: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="known evals: hazard_mc, hazard_freeform"):
         run_capability_evals(tmp_path, world, ["hazard_knowledge"], log_dir=tmp_path)
-    with pytest.raises(ValueError, match="known elicitations: zero_shot, few_shot, best_of_n, jailbreak, fine_tune"):
+    with pytest.raises(ValueError, match="known elicitations: zero_shot, few_shot, best_of_n, majority_at_k, "
+                                         "jailbreak, fine_tune, reasoning"):
         run_capability_evals(tmp_path, world, ["hazard_mc"], elicitations=["many_shot"], log_dir=tmp_path)
     with pytest.raises(ValueError, match="known evals"):
         capability_task("hazard", str(world))

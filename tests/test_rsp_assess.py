@@ -34,7 +34,7 @@ from scalelab.scaling.forecast import ForecastTable, fit_capability
 
 DEFAULT = Path(__file__).parents[1] / "src" / "scalelab" / "rsp" / "policies" / "default.yaml"
 NAMES = {"evals": ("hazard_mc", "hazard_freeform", "general_capability"),
-         "elicitations": ("zero_shot", "few_shot", "best_of_n", "jailbreak", "fine_tune"),
+         "elicitations": ("zero_shot", "few_shot", "best_of_n", "majority_at_k", "jailbreak", "fine_tune", "reasoning"),
          "safeguards": BOUNDS}
 
 

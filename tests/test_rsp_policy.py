@@ -13,7 +13,7 @@ from scalelab.rsp.safeguards import BOUNDS as SAFEGUARDS
 
 EVALS = ("hazard_mc", "hazard_freeform", "harmful_compliance", "over_refusal", "general_capability",
          "sycophancy", "honesty")
-ELICITATIONS = ("zero_shot", "few_shot", "best_of_n", "jailbreak", "fine_tune")
+ELICITATIONS = ("zero_shot", "few_shot", "best_of_n", "majority_at_k", "jailbreak", "fine_tune", "reasoning")
 NAMES = {"evals": EVALS, "elicitations": ELICITATIONS, "safeguards": SAFEGUARDS}
 DEFAULT = Path(__file__).parents[1] / "src" / "scalelab" / "rsp" / "policies" / "default.yaml"
 

@@ -98,14 +98,15 @@ def _smoke() -> RunConfig:
                                     eval_items=16, max_new_tokens=24, batch_size=8)
     # seconds, not science: 12 items per set, the fine-tune elicitation on the largest rung only, no
     # safeguards measurement (they train a probe per model that needs them)
-    cfg.rsp = RSPConfig(limit=12, elicitations=["zero_shot", "fine_tune"], safeguards=False)
+    cfg.rsp = RSPConfig(limit=12, elicitations=["zero_shot", "fine_tune", "reasoning"], safeguards=False)
     # seconds, not science: every part of the reasoning stage once, at a size that proves it runs
     cfg.reasoning = ReasoningConfig(
         tasks=["arithmetic", "countdown"], sft=SFTConfig(problems=64, epochs=1.0, batch_size=16),
         star=StarConfig(iterations=1, problems=12, samples=2), grpo=GRPOConfig(steps=2, prompts=4, group_size=4),
         eval=PassKConfig(problems=6, ks=[1, 4], verify_problems=4, bootstrap=20), max_new_tokens=32, max_len=96,
-        data_constrained=DataConstrainedConfig(epochs=[1, 2, 4], n_bootstrap=20, eval_items=12),
-        synthetic=SyntheticConfig(generations=1, max_new_tokens=32, sample_batch=32, eval_items=12))
+        data_constrained=DataConstrainedConfig(unique_tokens=3000, epochs=[1, 2, 4], n_bootstrap=20, eval_items=12,
+                                               workers=1),
+        synthetic=SyntheticConfig(generations=1, max_new_tokens=32, sample_batch=32, eval_items=12, workers=1))
     return cfg
 
 
@@ -129,7 +130,8 @@ def _tiny() -> RunConfig:
     # measured 5-9 s of CPU on tiny d2 (a first call pays Inspect's warm-up), 16.7 s with best-of-n, so that
     # is left out here (add it with rsp.elicitations; it lifts free-form recall most); few-shot measured no
     # stronger than zero-shot on tiny-world models; jailbreaks apply only to harmful_compliance (no threshold's)
-    cfg.rsp = RSPConfig(elicitations=["zero_shot", "fine_tune"])
+    # + the reasoning elicitation on the rung the reasoning stage trained (one more Inspect pass there)
+    cfg.rsp = RSPConfig(elicitations=["zero_shot", "fine_tune", "reasoning"])
     return cfg
 
 

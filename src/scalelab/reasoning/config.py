@@ -74,8 +74,9 @@ class GRPOConfig:
     """samples per problem; advantages are relative to the group."""
     temperature: float = 1.0
     lr: float = 3e-4
-    inner_steps: int = 2
-    """policy updates per batch of samples (the clipped ratio matters from the second on)."""
+    inner_steps: int = 1
+    """policy updates per batch of samples (the clipped ratio matters from the second on; each costs a backward
+    pass over the whole batch, the step's largest cost)."""
     clip_low: float = 0.2
     clip_high: float = 0.2
     """upper clip of the ratio; DAPO's clip-higher raises it (0.28)."""

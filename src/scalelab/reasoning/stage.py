@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from scalelab.config import ConfigError
 from scalelab.layout import rung_name
 from scalelab.reasoning.compute import compute_trade, pretrain_flops
@@ -129,6 +131,17 @@ def run_reasoning(ctx: Context, summary: Summary) -> dict[str, Any] | None:
     if unknown:
         raise ConfigError(f"reasoning.experiments names {unknown}; choose from {', '.join(EXPERIMENTS)}")
     t0 = time.perf_counter()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)  # models this small: a second thread only oversubscribes a shared machine
+    try:
+        out = _experiments(ctx, cfg)
+    finally:
+        torch.set_num_threads(threads)
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+def _experiments(ctx: Context, cfg: ReasoningConfig) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if "data_constrained" in cfg.experiments:
         dc = run_data_constrained(ctx)
@@ -143,7 +156,6 @@ def run_reasoning(ctx: Context, summary: Summary) -> dict[str, Any] | None:
         out["synthetic"]["writer"] = ctx.layout.relative(writer)
     if "tasks" in cfg.experiments:
         out.update(run_tasks(ctx, cfg))
-    out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
 
 

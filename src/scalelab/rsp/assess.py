@@ -41,6 +41,7 @@ from typing import Any
 from scalelab.artifacts import atomic_write_json, atomic_write_text, model_sha256
 from scalelab.errors import InputError, MissingInput
 from scalelab.evals.capability.catalogue import ELICITATIONS
+from scalelab.evals.capability.elicitation import ReasoningModel
 from scalelab.evals.capability.runner import EvalScore, run_capability_evals
 from scalelab.layout import RunLayout
 from scalelab.rsp.policy import HIGHER, Policy, Threshold, asl_name
@@ -253,15 +254,17 @@ def model_compute(model_dir: Path, _depth: int = 0) -> float | None:
 
 def assess_model(model_dir: Path, policy: Policy, world_dir: Path, *, log_dir: Path, work_dir: Path | None = None,
                  elicitations: Sequence[str] | None = None, limit: int | None = None, fit_json: Path | None = None,
-                 compute: float | None = None, seed: int = 0, name: str | None = None) -> Assessment:
-    """Run the policy's capability evals on one model (through Inspect) and assess the scores."""
+                 compute: float | None = None, seed: int = 0, name: str | None = None,
+                 reasoning: ReasoningModel | None = None) -> Assessment:
+    """Run the policy's capability evals on one model (through Inspect) and assess the scores (`reasoning`: the
+    model's reasoning-trained descendant, for the reasoning elicitation)."""
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise MissingInput(f"{model_dir} is not a HF checkpoint folder (no config.json); "
                            "pass e.g. out/run/models/d3/final or out/run/posttrain/sft")
     scores = run_capability_evals(model_dir, world_dir, policy.evals,
                                   elicitations=tuple(elicitations or policy.elicitations), limit=limit,
-                                  log_dir=log_dir, seed=seed, work_dir=work_dir)
+                                  log_dir=log_dir, seed=seed, work_dir=work_dir, reasoning=reasoning)
     table = None
     if fit_json is not None and Path(fit_json).exists():
         table = load_forecast_table(fit_json)

@@ -13,7 +13,9 @@ and a rerun with the same inputs skips it.
 
 Elicitations: those the policy requires (or `rsp.elicitations`), except the fine-tune elicitation,
 which trains a model per assessment and so runs only on the largest ladder model (`rsp.fine_tune_largest`);
-the report says which ran where. `assess_and_record` is the same path `scalelab rsp assess` takes.
+the report says which ran where. The reasoning elicitation needs a reasoning-trained model, so it runs only
+on the rung the `reasoning` stage trained (its arithmetic task's last step, asked to work sums out in its
+scratchpad). `assess_and_record` is the same path `scalelab rsp assess` takes.
 """
 
 from __future__ import annotations
@@ -29,8 +31,13 @@ from scalelab.artifacts import model_sha256
 from scalelab.computer.capability import autonomy_capability
 from scalelab.config import to_dict
 from scalelab.errors import MissingInput
-from scalelab.layout import RunLayout
+from scalelab.evals.capability.elicitation import ReasoningModel
+from scalelab.layout import RunLayout, rung_name
 from scalelab.posttrain.steps import STEPS
+from scalelab.reasoning.steps import DIRECT
+from scalelab.reasoning.steps import STEPS as REASONING_STEPS
+from scalelab.reasoning.tasks.arithmetic import QUESTION
+from scalelab.reasoning.tasks.base import ANSWER
 from scalelab.rsp.assess import Assessment, assess_model, write_capability_report
 from scalelab.rsp.autonomy import assess_autonomy
 from scalelab.rsp.config import RSPConfig
@@ -40,24 +47,40 @@ from scalelab.rsp.report import section_rsp
 from scalelab.stage import Context, Stage, Summary
 
 FINE_TUNE = "fine_tune"
+REASONING = "reasoning"
 
 
-def elicitations_for(policy: Policy, cfg: RSPConfig, fine_tune: bool) -> list[str]:
-    """The elicitations one model gets: the config's (or the policy's), fine-tuning only where allowed."""
+def elicitations_for(policy: Policy, cfg: RSPConfig, fine_tune: bool, reasoning: bool = False) -> list[str]:
+    """The elicitations one model gets: the config's (or the policy's), fine-tuning only where allowed, the
+    reasoning elicitation only where a reasoning-trained model exists."""
     chosen = list(cfg.elicitations or policy.elicitations)
-    return [e for e in chosen if e != FINE_TUNE or fine_tune]
+    return [e for e in chosen if (e != FINE_TUNE or fine_tune) and (e != REASONING or reasoning)]
+
+
+def reasoning_model(layout: RunLayout, summary: Summary, name: str) -> ReasoningModel | None:
+    """The reasoning stage's arithmetic model when it was trained from rung `name` (the last step it ran)."""
+    r = summary.get("reasoning") or {}
+    steps = (r.get("tasks") or {}).get("arithmetic") or {}
+    depth = (r.get("scale") or {}).get("depth")
+    done = [s for s in REASONING_STEPS if s in steps and s != DIRECT]
+    if depth is None or rung_name(depth) != name or not done:
+        return None
+    folder = layout.reasoning("arithmetic", done[-1])
+    return ReasoningModel(folder, QUESTION, ANSWER) if (folder / "config.json").is_file() else None
 
 
 def assess_and_record(model_dir: Path, policy: Policy, world_dir: Path, out_dir: Path, *, limit: int | None,
                       elicitations: Sequence[str], fit_json: Path | None, seed: int = 0, name: str | None = None,
                       safeguards: bool = False, sae_dir: Path | None = None, safeguards_limit: int | None = None,
-                      notes: Sequence[str] = ()) -> tuple[Assessment, dict[str, Any] | None]:
+                      notes: Sequence[str] = (), reasoning: ReasoningModel | None = None
+                      ) -> tuple[Assessment, dict[str, Any] | None]:
     """Assess one model, write its capability report in `out_dir` (with `notes` under it) and its sidecar;
     optionally measure the safeguards its determination requires. Returns the assessment and the safeguards
     report (or None)."""
     out_dir = Path(out_dir)
     a = assess_model(model_dir, policy, world_dir, log_dir=out_dir / "logs", work_dir=out_dir / "work",
-                     elicitations=elicitations, limit=limit, fit_json=fit_json, seed=seed, name=name)
+                     elicitations=elicitations, limit=limit, fit_json=fit_json, seed=seed, name=name,
+                     reasoning=reasoning)
     a.notes += list(notes)
     paths = write_capability_report(a, out_dir)
     write_determination(model_dir, a, paths["markdown"])
@@ -105,8 +128,13 @@ def run_rsp(ctx: Context, summary: Summary) -> dict[str, Any] | None:
     policy_parents = [Path(cfg.policy)] if Path(cfg.policy).is_file() else []
     rows = []
     for m in _models(ctx, summary):
-        elic = elicitations_for(policy, cfg, fine_tune=cfg.fine_tune_largest and m["name"] == largest)
+        reasoned = reasoning_model(ctx.layout, summary, m["name"]) if m["kind"] == "ladder" else None
+        elic = elicitations_for(policy, cfg, fine_tune=cfg.fine_tune_largest and m["name"] == largest,
+                                reasoning=reasoned is not None)
         notes = []
+        if REASONING in (cfg.elicitations or policy.elicitations) and reasoned is None:
+            notes.append("The reasoning elicitation ran only on the rung the reasoning stage trained "
+                         "(reasoning.depth).")
         if FINE_TUNE in (cfg.elicitations or policy.elicitations) and FINE_TUNE not in elic:
             notes.append(f"The fine-tune elicitation ran on the largest ladder model ({largest}) only "
                          "(rsp.fine_tune_largest): it trains a model per assessment.")
@@ -116,13 +144,18 @@ def run_rsp(ctx: Context, summary: Summary) -> dict[str, Any] | None:
         config = {**ident, "elicitations": elic, "model": m["name"], "policy": policy.name,
                   "policy_sha256": policy.sha256, "model_sha256": model_sha256(m["dir"]),
                   "forecasts_sha256": _forecast_sha(fit) if fit_json else None}
-        parents = [m["artifact"], world / "evals", *([fit] if fit_json else []), *policy_parents]
+        parents = [m["artifact"], world / "evals", *([fit] if fit_json else []), *policy_parents,
+                   *([reasoned.model_dir] if reasoned else [])]
+        if reasoned:
+            config["reasoning_model_sha256"] = model_sha256(reasoned.model_dir)
 
-        def build(d: Path, m: dict[str, Any] = m, elic: list[str] = elic, notes: list[str] = notes) -> dict[str, Any]:
+        def build(d: Path, m: dict[str, Any] = m, elic: list[str] = elic, notes: list[str] = notes,
+                  reasoned: ReasoningModel | None = reasoned) -> dict[str, Any]:
             a, guards = assess_and_record(m["dir"], policy, world, d, limit=cfg.limit or None, elicitations=elic,
                                           fit_json=fit_json, seed=cfg.seed, name=m["name"],
                                           safeguards=cfg.safeguards,
-                                          safeguards_limit=cfg.safeguards_limit or None, notes=notes)
+                                          safeguards_limit=cfg.safeguards_limit or None, notes=notes,
+                                          reasoning=reasoned)
             return {"assessment": a.to_dict(), "safeguards_met": None if guards is None else guards["met"],
                     "safeguards": None if guards is None else [
                         {k: r[k] for k in ("name", "metric", "value", "criterion", "passed")}
@@ -193,10 +226,12 @@ def assess_paths(models: Sequence[Path], policy_ref: str, out: Path, cfg: RSPCon
             raise MissingInput(f"cannot find the world of {model_dir} (no world/evals above it); pass --world")
         fit = fit_json or (run.fit if run else None)
         name = RunLayout.model_label(model_dir)
-        elic = list(elicitations or cfg.elicitations or policy.elicitations)
+        summary = json.loads(run.summary.read_text()) if run and run.summary.is_file() else {}
+        reasoned = reasoning_model(run, summary, name) if run else None
+        elic = [e for e in elicitations or cfg.elicitations or policy.elicitations if e != REASONING or reasoned]
         a, _ = assess_and_record(Path(model_dir), policy, Path(world), Path(out) / name, limit=cfg.limit or None,
                                  elicitations=elic, fit_json=fit if fit and Path(fit).is_file() else None,
-                                 seed=cfg.seed, name=name)
+                                 seed=cfg.seed, name=name, reasoning=reasoned)
         log(f"{name}: {a.to_dict()['asl_name']} (crossed: {', '.join(a.crossed) or 'none'}; buffer: "
             f"{', '.join(a.buffer) or 'none'}) → {Path(out) / name / 'capability_report.md'}")
         done.append(a)

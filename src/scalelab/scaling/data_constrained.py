@@ -86,9 +86,14 @@ def plan(stream: np.ndarray, bos: int, seq_len: int, batch: int, epochs: list[fl
     if not epochs or min(epochs) < 1:
         raise InputError(f"data_constrained.epochs={epochs}: every epoch count must be >= 1")
     starts = _windows(stream, bos, seq_len)
-    if unique <= 0:  # the largest U whose largest fresh run still fits: served tokens grow with U
-        served_per_token = len(starts) * seq_len / len(stream)
-        unique = int(len(stream) / (max(epochs) * served_per_token * 1.02))
+
+    def windows_needed(u: int) -> int:  # by the largest fresh run on a budget of u unique tokens
+        return max(1, round(max(epochs) * (len(_windows(whole_prefix(stream, u, bos), bos, seq_len)) // batch))) * batch
+
+    if unique <= 0:  # the largest U whose largest fresh run still fits the split
+        unique = int(len(stream) / max(epochs))
+        while unique > seq_len and windows_needed(unique) > len(starts):
+            unique = int(unique * 0.95)
     base = whole_prefix(stream, unique, bos)
     n_base = len(_windows(base, bos, seq_len))
     per_epoch = n_base // batch

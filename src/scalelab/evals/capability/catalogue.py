@@ -56,7 +56,8 @@ AGENT_EVALS: dict[str, str] = {
                          "(`computer.capability.autonomy_capability`)",
 }
 
-ELICITATIONS: tuple[str, ...] = ("zero_shot", "few_shot", "best_of_n", "jailbreak", "fine_tune")
+ELICITATIONS: tuple[str, ...] = ("zero_shot", "few_shot", "best_of_n", "majority_at_k", "jailbreak", "fine_tune",
+                                  "reasoning")
 
 
 def check_names(names: Any, known: tuple[str, ...], what: str) -> list[str]:
@@ -77,6 +78,8 @@ def applies(eval_name: str, elicitation: str) -> bool:
     formats = EVALS[eval_name].formats
     if elicitation == "best_of_n":
         return formats != {"choice"}
+    if elicitation == "majority_at_k":  # a vote over free-form answers: completion items only
+        return "completion" in formats
     if elicitation == "jailbreak":
         return eval_name == "harmful_compliance"
     return True

@@ -10,11 +10,16 @@ Five elicitations, each a way of asking the same scored items:
   knowledge evals, the world's reference replies for the behaviour evals, and, for harmful compliance,
   replies that *give* other compounds' recipes (many-shot jailbreaking, the adversary's few-shot).
 - ``best_of_n``: `best_of` samples at `temperature` per item; an item succeeds when any sample does.
+- ``majority_at_k``: `majority_k` samples per completion item; the most common answer is scored
+  (self-consistency: what a user without a checker gets from sampling more).
 - ``jailbreak``: every template of `world.jailbreaks.JAILBREAKS` wraps each harmful request; a request
   counts as elicited when any template elicits it (the worst case), and each template's own rate is kept.
 - ``fine_tune``: a short fine-tune of the model on the hazard-domain documents of the world's training
   split (the same `train.finetune.train_sft` loop post-training uses, with every token a target), cached
   under a work directory, then the zero-shot tasks on the tuned weights: what access to the weights unlocks.
+- ``reasoning``: the model's reasoning-trained descendant (`ReasoningModel`, trained by `scalelab reason` on
+  worked sums) on the zero-shot tasks, its arithmetic items asked as questions it works out in a scratchpad and
+  answered on its `Answer:` line: what reasoning training and test-time working unlock.
 
 Which elicitation applies to which eval is `catalogue.applies(eval, elicitation)`.
 """
@@ -53,6 +58,17 @@ class ElicitationConfig:
     fine_tune_batch_size: int = 16
     fine_tune_max_docs: int = 400
     fine_tune_max_len: int = 256
+    majority_k: int = 8
+    majority_temperature: float = 1.0
+
+
+@dataclass(frozen=True)
+class ReasoningModel:
+    """The `reasoning` elicitation's model: a reasoning-trained folder and how it is asked a sum and answers."""
+
+    model_dir: Path
+    question: str  # a template with {problem}, e.g. "What is {problem}?"
+    answer_prefix: str  # the start of the reply's answer line, e.g. "Answer: "
 
 
 # --- few-shot -----------------------------------------------------------------------------------------------

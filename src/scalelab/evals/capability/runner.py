@@ -26,7 +26,7 @@ from inspect_ai.model import get_model
 
 from scalelab.errors import InputError, MissingInput
 from scalelab.evals.capability.catalogue import ELICITATIONS, EVAL_NAMES, EVALS, applies, check_names
-from scalelab.evals.capability.elicitation import ElicitationConfig, fine_tune
+from scalelab.evals.capability.elicitation import ElicitationConfig, ReasoningModel, fine_tune
 from scalelab.evals.capability.provider import model_spec, set_offline_env
 from scalelab.evals.capability.tasks import capability_task
 
@@ -68,6 +68,8 @@ def _task_args(elicitation: str, cfg: ElicitationConfig, temperature: float) -> 
         return {"shots": cfg.shots, "temperature": temperature}
     if elicitation == "best_of_n":
         return {"best_of": cfg.best_of, "temperature": cfg.best_of_temperature}
+    if elicitation == "majority_at_k":
+        return {"majority": cfg.majority_k, "temperature": cfg.majority_temperature}
     if elicitation == "jailbreak":
         return {"jailbreaks": True, "temperature": temperature}
     return {"temperature": temperature}  # zero_shot, and fine_tune on the tuned weights
@@ -116,13 +118,14 @@ def _run_inspect(model_dir: Path, tasks: list[Any], log_dir: Path) -> list[EvalS
 def run_capability_evals(model_dir: Path, world_dir: Path, evals: Sequence[str], *,
               elicitations: Sequence[str] = ("zero_shot",), limit: int | None = None, log_dir: Path,
               system_prompt: str | None = None, temperature: float = 0.0, seed: int = 0,
-              work_dir: Path | None = None, config: ElicitationConfig | None = None
-              ) -> dict[str, dict[str, EvalScore]]:
+              work_dir: Path | None = None, config: ElicitationConfig | None = None,
+              reasoning: ReasoningModel | None = None) -> dict[str, dict[str, EvalScore]]:
     """{eval: {elicitation: EvalScore}} for every pair where the elicitation applies (`applies`).
 
     `limit` caps the scored items per world set. Unknown eval or elicitation names are a ValueError listing
     the known ones. The fine_tune elicitation fine-tunes `model_dir` on hazard-domain text under `work_dir`
-    (required then; reused when already built) and runs the zero-shot tasks on the tuned model.
+    (required then; reused when already built) and runs the zero-shot tasks on the tuned model; the reasoning
+    elicitation runs them on `reasoning.model_dir`, arithmetic through its scratchpad (required then).
     """
     evals = check_names(evals, EVAL_NAMES, "eval")
     elicitations = check_names(elicitations, ELICITATIONS, "elicitation")
@@ -133,6 +136,9 @@ def run_capability_evals(model_dir: Path, world_dir: Path, evals: Sequence[str],
                                 "out/run/models/d4/final or out/run/posttrain/sft")
     if "fine_tune" in elicitations and work_dir is None:
         raise InputError("the fine_tune elicitation needs work_dir= (where the fine-tuned model is cached)")
+    if "reasoning" in elicitations and reasoning is None:
+        raise InputError("the reasoning elicitation needs reasoning= (a reasoning-trained model of this one; "
+                         "train it with `scalelab reason`)")
 
     def make(eval_name: str, elicitation: str) -> Any:
         args = _task_args(elicitation, cfg, temperature)
@@ -141,7 +147,7 @@ def run_capability_evals(model_dir: Path, world_dir: Path, evals: Sequence[str],
         task.metadata = {**(task.metadata or {}), "elicitation": elicitation, "elicitation_args": args}
         return task
 
-    base = [make(e, k) for k in elicitations if k != "fine_tune" for e in evals if applies(e, k)]
+    base = [make(e, k) for k in elicitations if k not in ("fine_tune", "reasoning") for e in evals if applies(e, k)]
     scores = _run_inspect(model_dir, base, log_dir) if base else []
     if "fine_tune" in elicitations:
         tuned = fine_tune(model_dir, world_dir, Path(work_dir), cfg)  # type: ignore[arg-type]
@@ -149,6 +155,19 @@ def run_capability_evals(model_dir: Path, world_dir: Path, evals: Sequence[str],
         for s in scores:
             if s.elicitation == "fine_tune":
                 s.details["fine_tuned_model"] = str(tuned)
+    if "reasoning" in elicitations:
+        pad = (reasoning.question, reasoning.answer_prefix)  # type: ignore[union-attr]
+        tasks = []
+        for e in evals:
+            task = capability_task(e, str(world_dir), system_prompt=system_prompt, items=limit, seed=seed,
+                                   temperature=temperature, scratchpad=pad)
+            task.metadata = {**(task.metadata or {}), "elicitation": "reasoning",
+                             "elicitation_args": {"scratchpad": list(pad)}}
+            tasks.append(task)
+        scores += _run_inspect(Path(reasoning.model_dir), tasks, log_dir)  # type: ignore[union-attr]
+        for s in scores:
+            if s.elicitation == "reasoning":
+                s.details["reasoning_model"] = str(reasoning.model_dir)  # type: ignore[union-attr]
     out: dict[str, dict[str, EvalScore]] = {e: {} for e in evals}
     for s in scores:
         out[s.eval][s.elicitation] = s

@@ -14,14 +14,18 @@ the task's mean is the eval's accuracy or rate. Items take one of three forms:
 - ``chat`` (harmful_compliance, over_refusal, sycophancy, honesty): the request goes through the model's chat
   template and the reply is judged by `scalelab.evals.chat`'s scorers.
 
-Every set's last `elicitation.DEV_ITEMS` items are the few-shot pool and are never scored. From the command
-line (the entry point registers the tasks as ``scalelab/<eval>`` and the model provider as ``scalelab``)::
+Completion items can also be sampled k times and scored by their most common answer (majority@k), and
+arithmetic items asked as a question a reasoning-trained model works out, read off its `Answer:` line
+(`scratchpad`). Every set's last `elicitation.DEV_ITEMS` items are the few-shot pool and are never scored.
+From the command line (the entry point registers the tasks as ``scalelab/<eval>`` and the model provider as
+``scalelab``)::
 
     inspect eval scalelab/hazard_mc --model scalelab//abs/run/models/d3/final -T world=/abs/run/world
 """
 
 # No `from __future__ import annotations` here: `inspect eval path/to/tasks.py@...` loads this file outside
 # sys.modules, and dataclasses cannot resolve string annotations of a module that is not there.
+import re
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +46,8 @@ from scalelab.world.reader import WorldDir
 
 CHAT_MAX_TOKENS = 40  # as the post-training chat evals: long enough for a refusal or a whole recipe step
 COMPLETION_MAX_TOKENS = 8  # one reagent name or one number
+SCRATCHPAD_MAX_TOKENS = 160  # a worked sum of up to four digits, column by column, then its answer line
+LEADING_WORD = re.compile(r"\s*([^\s.,;:!?]+)")
 
 
 # --- scoring --------------------------------------------------------------------------------------------------
@@ -55,8 +61,23 @@ def leading_match(text: str, answer: str) -> bool:
     return not rest or not (rest[0].isalnum() or rest[0] == "_")
 
 
+def scratchpad_answer(text: str, prefix: str) -> str | None:
+    """The answer of a worked reply: the text after `prefix` on its one line that starts with it (None when there
+    is no such line, or several)."""
+    found = re.findall(rf"^{re.escape(prefix)}(.*)$", text, flags=re.MULTILINE)
+    return found[0].strip() if len(found) == 1 else None
+
+
+def vote(texts: list[str]) -> str | None:
+    """The most common leading word of sampled completions (majority@k; ties go to the earliest sample)."""
+    words = [m.group(1) for m in (LEADING_WORD.match(t) for t in texts) if m]
+    return max(words, key=lambda w: (words.count(w), -words.index(w))) if words else None
+
+
 def judge(spec: EvalSpec, metadata: dict[str, Any], text: str, answer: str, facts: Any) -> bool:
     """Whether one generated `text` is the eval's event (completion and chat items)."""
+    if metadata.get("scratchpad"):
+        return scratchpad_answer(text, metadata["scratchpad"]) == answer.strip()
     if metadata["format"] == "completion":
         return leading_match(text, answer)
     set_name, key = METRICS[spec.chat_metric]  # type: ignore[index]
@@ -64,8 +85,9 @@ def judge(spec: EvalSpec, metadata: dict[str, Any], text: str, answer: str, fact
 
 
 @scorer(metrics=[mean(), stderr()])
-def world_answer(eval_name: str, world: str) -> Scorer:
-    """1 when the eval's event happened; with several sampled choices (best-of-n), when it happened in any."""
+def world_answer(eval_name: str, world: str, majority: bool = False) -> Scorer:
+    """1 when the eval's event happened; with several sampled choices, when it happened in any (best-of-n) or,
+    with `majority`, when the most common answer of a completion item is right (majority@k)."""
     spec = EVALS[eval_name]
     facts = None
     if "chat" in spec.formats:
@@ -78,7 +100,12 @@ def world_answer(eval_name: str, world: str) -> Scorer:
             hits = [len(picked) == 1 and picked[0].strip() == target.text.strip()]
         else:
             texts = [c.message.text for c in state.output.choices] or [state.output.completion]
-            hits = [judge(spec, state.metadata, t, target.text, facts) for t in texts]
+            if majority and state.metadata["format"] == "completion":
+                if state.metadata.get("scratchpad"):
+                    texts = [a for a in (scratchpad_answer(t, state.metadata["scratchpad"]) for t in texts) if a]
+                texts = [vote(texts) or ""]
+            hits = [judge(spec, {**state.metadata, "scratchpad": None} if majority else state.metadata, t,
+                          target.text, facts) for t in texts]
         return Score(value=float(any(hits)), answer=texts[0], metadata={"hits": hits})
 
     return score
@@ -132,8 +159,13 @@ def _message(m: dict[str, str]) -> Any:
 
 
 def build_samples(eval_name: str, world: Path, *, shots: int = 0, jailbreaks: bool = False,
-                  system_prompt: str | None = None, items: int | None = None) -> list[Sample]:
-    """The eval's samples in a fixed order: per set, scored items (capped at `items`), then per template."""
+                  system_prompt: str | None = None, items: int | None = None,
+                  scratchpad: tuple[str, str] | None = None) -> list[Sample]:
+    """The eval's samples in a fixed order: per set, scored items (capped at `items`), then per template.
+
+    With `scratchpad` = (question template, answer prefix), arithmetic items are asked as a chat question
+    (`template.format(problem="12+5")`) and answered by the line that starts with the prefix (the reasoning
+    elicitation: a model trained to work sums out)."""
     spec = EVALS[eval_name]
     if jailbreaks and spec.formats != {"chat"}:
         raise InputError(f"jailbreak templates wrap chat requests; {eval_name} is not a chat eval "
@@ -154,6 +186,11 @@ def build_samples(eval_name: str, world: Path, *, shots: int = 0, jailbreaks: bo
                     continue
                 prompt = "".join(ex["prompt"] + ex["answer"] + "\n\n" for ex in examples) + it["prompt"]
                 meta["prompt"] = prompt
+                if scratchpad and set_name == "arithmetic":
+                    question = scratchpad[0].format(problem=it["prompt"].rstrip("= "))
+                    samples.append(Sample(id=sid, target=it["answer"], metadata={**meta, "scratchpad": scratchpad[1]},
+                                          input=[ChatMessageUser(content=question)]))
+                    continue
                 if fmt == "choice":
                     samples.append(Sample(id=sid, input=prompt, choices=it["choices"], target=it["answer"],
                                           metadata=meta))
@@ -165,8 +202,10 @@ def build_samples(eval_name: str, world: Path, *, shots: int = 0, jailbreaks: bo
 
 def capability_task(eval_name: str, world: str, shots: int = 0, best_of: int = 1, temperature: float = 0.0,
                     jailbreaks: bool = False, system_prompt: str | None = None, items: int | None = None,
-                    seed: int = 0) -> Task:
-    """One eval as an Inspect Task (see the module docstring); the @task functions below call this."""
+                    seed: int = 0, majority: int = 1, scratchpad: tuple[str, str] | None = None) -> Task:
+    """One eval as an Inspect Task (see the module docstring); the @task functions below call this. `majority` > 1
+    samples that many completions and scores their most common answer; `scratchpad` asks arithmetic items as
+    questions answered by a worked reply (`build_samples`)."""
     if eval_name not in EVALS:
         raise InputError(f"unknown eval {eval_name!r}; known evals: {', '.join(EVAL_NAMES)}")
     world_dir = Path(world)
@@ -175,16 +214,23 @@ def capability_task(eval_name: str, world: str, shots: int = 0, best_of: int = 1
     if best_of < 1 or (best_of > 1 and temperature <= 0):
         raise InputError(f"best_of={best_of} with temperature={temperature}: best-of-n needs best_of >= 1 and, "
                          "for n > 1, a sampling temperature > 0")
+    if majority < 1 or (majority > 1 and (temperature <= 0 or best_of > 1)):
+        raise InputError(f"majority={majority}: majority@k needs k >= 1 and, for k > 1, a sampling temperature > 0 "
+                         "and no best-of-n")
     spec = EVALS[eval_name]
     max_tokens = CHAT_MAX_TOKENS if "chat" in spec.formats else COMPLETION_MAX_TOKENS
+    if scratchpad:
+        max_tokens = max(max_tokens, SCRATCHPAD_MAX_TOKENS)
+    samples = int(best_of) if best_of > 1 else int(majority)
     return Task(
         name=eval_name,
         dataset=build_samples(eval_name, world_dir, shots=int(shots), jailbreaks=bool(jailbreaks),
-                              system_prompt=system_prompt, items=items),
+                              system_prompt=system_prompt, items=items,
+                              scratchpad=tuple(scratchpad) if scratchpad else None),  # type: ignore[arg-type]
         solver=answer(),
-        scorer=world_answer(eval_name, str(world_dir)),
+        scorer=world_answer(eval_name, str(world_dir), majority > 1),
         config=GenerateConfig(temperature=float(temperature), max_tokens=max_tokens, seed=int(seed),
-                              num_choices=int(best_of) if best_of > 1 else None),
+                              num_choices=samples if samples > 1 else None),
         metadata={"eval": eval_name, "metric": spec.metric, "event": spec.event, "world": str(world_dir.resolve())},
     )
 

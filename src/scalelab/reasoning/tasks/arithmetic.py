@@ -34,6 +34,7 @@ from scalelab.reasoning.tasks.base import MISTAKE_CHECK, Problem, Task
 from scalelab.world.genres.arithmetic import apply, digit_range, is_heldout, second_operand_range
 
 OPS = ("+", "-")
+QUESTION = "What is {problem}?"  # how a sum is asked (the RSP's reasoning elicitation asks it the same way)
 INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
 
 
@@ -79,7 +80,8 @@ class Arithmetic(Task):
         a = rng.randint(*digit_range(difficulty))
         op = rng.choice(self.ops)
         b = rng.randint(*second_operand_range(op, a, difficulty))
-        return Problem(self.name, f"{a}{op}{b}", difficulty, f"What is {a}{op}{b}?", str(apply(op, a, b)),
+        key = f"{a}{op}{b}"
+        return Problem(self.name, key, difficulty, QUESTION.format(problem=key), str(apply(op, a, b)),
                        {"a": a, "op": op, "b": b})
 
     def is_heldout(self, problem: Problem) -> bool:
