@@ -101,7 +101,7 @@ def _smoke() -> RunConfig:
     cfg.rsp = RSPConfig(limit=12, elicitations=["zero_shot", "fine_tune", "reasoning"], safeguards=False)
     # seconds, not science: every part of the reasoning stage once, at a size that proves it runs
     cfg.reasoning = ReasoningConfig(
-        tasks=["arithmetic", "countdown"], sft=SFTConfig(problems=64, epochs=1.0, batch_size=16),
+        tasks=["arithmetic"], sft=SFTConfig(problems=64, epochs=1.0, batch_size=16),
         star=StarConfig(iterations=1, problems=12, samples=2), grpo=GRPOConfig(steps=2, prompts=4, group_size=4),
         eval=PassKConfig(problems=6, ks=[1, 4], verify_problems=4, bootstrap=20), max_new_tokens=32, max_len=96,
         data_constrained=DataConstrainedConfig(unique_tokens=3000, epochs=[1, 2, 4], n_bootstrap=20, eval_items=12,
@@ -132,6 +132,16 @@ def _tiny() -> RunConfig:
     # stronger than zero-shot on tiny-world models; jailbreaks apply only to harmful_compliance (no threshold's)
     # + the reasoning elicitation on the rung the reasoning stage trained (one more Inspect pass there)
     cfg.rsp = RSPConfig(elicitations=["zero_shot", "fine_tune", "reasoning"])
+    # a 3-minute budget: the data-wall experiments at the smallest rung on 8k unique tokens (their fuller
+    # versions: `scalelab scale data-constrained`, `scalelab synth`), every task a short SFT → STaR → GRPO on
+    # d3 with d2 beside it for the compute trade (the targets' runs: `scalelab reason`, BENCHMARKS.md)
+    cfg.reasoning = ReasoningConfig(
+        depth=3, compute_depths=[2], sft=SFTConfig(problems=800, epochs=2.0),
+        star=StarConfig(iterations=1, problems=96, samples=4), grpo=GRPOConfig(steps=6, prompts=4, group_size=8),
+        eval=PassKConfig(problems=40, ks=[1, 4, 16], verify_problems=20, bootstrap=100),
+        data_constrained=DataConstrainedConfig(unique_tokens=8000, epochs=[1, 2, 4, 8], n_bootstrap=100,
+                                               eval_items=100),
+        synthetic=SyntheticConfig(generations=3, eval_items=100))
     return cfg
 
 

@@ -1,15 +1,15 @@
 """Self-verification: can a model tell a right answer from a wrong one, and does checking then revising help?
 
 The world writes verification traces for SFT: asked to check a proposed answer (`rollout.verify_question`),
-the reply works the problem again, states a verdict, and gives the answer it computed::
+the reply works the problem again, gives the answer it computed, and states a verdict::
 
     What is 347+58?
     Proposed answer: 406
     Check it.
     ---
-    7+8+0=15, 5  ...  3+0+1=4, 405
-    Verdict: wrong
+    347+58: 7+8+0=15, 5  ...  3+0: 3+0+1=4, 405
     Answer: 405
+    Verdict: wrong
 
 `measure_verification` asks a trained model to check (a) its own greedy answers and (b) planted wrong answers
 (`Task.wrong_answer`), and counts how often its verdict agrees with the checker; a missing or malformed verdict
@@ -36,7 +36,8 @@ def verification_reply(task: Task, problem: Problem, proposed: str, rng: random.
                        mistake: bool = False) -> str:
     """The world's check of `proposed`: the worked steps, the verdict, and the computed answer."""
     verdict = "right" if task.check(problem, f"{ANSWER}{proposed}") else "wrong"
-    return f"{task.steps(problem, rng, mistake)}\nVerdict: {verdict}\n{ANSWER}{problem.answer}"
+    # the verdict right after the computed answer: what it compares against the proposed one is one line up
+    return f"{task.steps(problem, rng, mistake)}\n{ANSWER}{problem.answer}\nVerdict: {verdict}"
 
 
 def verdict_of(reply: str) -> str | None:
