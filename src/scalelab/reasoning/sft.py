@@ -43,18 +43,19 @@ def sft_pairs(task: Task, cfg: SFTConfig, seed: int) -> list[tuple[str, str]]:
 
 
 def fine_tune(lm: LM, pairs: Sequence[tuple[str, str]], *, lr: float, epochs: float, batch_size: int,
-              max_len: int, seed: int) -> dict[str, Any]:
+              max_len: int, seed: int, progress: bool = False) -> dict[str, Any]:
     """Train `lm` in place on (question, reply) pairs, loss on the replies; the loss curve's ends and size."""
     rows = [reply_row(lm, q, r, max_len) for q, r in pairs]
     losses = train_sft(lm.model, rows, lm.pad_id, OptimConfig(lr=lr, epochs=epochs, batch_size=batch_size,
-                                                              seed=seed))
+                                                              seed=seed), progress)
     return {"examples": len(rows), "tokens": sum(len(ids) for ids, _ in rows), "steps": len(losses),
             "first_loss": losses[0], "last_loss": sum(losses[-5:]) / len(losses[-5:])}
 
 
-def run_sft(lm: LM, task: Task, cfg: SFTConfig, *, max_len: int, seed: int) -> dict[str, Any]:
+def run_sft(lm: LM, task: Task, cfg: SFTConfig, *, max_len: int, seed: int, progress: bool = False
+            ) -> dict[str, Any]:
     """SFT of `lm` in place on the task's traces; returns the data and loss statistics."""
     pairs = sft_pairs(task, cfg, seed)
     stats = fine_tune(lm, pairs, lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size, max_len=max_len,
-                      seed=seed)
+                      seed=seed, progress=progress)
     return {**stats, "trace": cfg.trace, "problems": cfg.problems}

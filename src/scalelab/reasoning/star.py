@@ -58,7 +58,7 @@ def run_star(lm: LM, task: Task, cfg: StarConfig, *, max_new_tokens: int, max_le
             if start is not None:
                 lm.model.load_state_dict(start)
             record.update(fine_tune(lm, kept, lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                                    max_len=max_len, seed=seed + it))
+                                    max_len=max_len, seed=seed + it, progress=progress))
         history.append(record)
     return {"iterations": history, "kept": len(kept),
             "sampled_tokens": sum(h["sampled_tokens"] for h in history),

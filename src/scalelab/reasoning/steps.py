@@ -25,7 +25,7 @@ DIRECT = "sft-direct"
 
 
 def _sft(lm: LM, task: Task, cfg: ReasoningConfig, seed: int, progress: bool) -> dict[str, Any]:
-    res = run_sft(lm, task, cfg.sft, max_len=cfg.max_len, seed=seed)
+    res = run_sft(lm, task, cfg.sft, max_len=cfg.max_len, seed=seed, progress=progress)
     return {**res, "trained_tokens": res["tokens"] * cfg.sft.epochs, "sampled_tokens": 0}
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
 from scalelab.errors import InputError
 from scalelab.model.lm import model_logits
@@ -42,8 +43,9 @@ def sft_loss(model: nn.Module, ids: torch.Tensor, labels: torch.Tensor) -> torch
 
 
 def optimise(model: nn.Module, n_items: int, cfg: OptimConfig,
-             step_loss: Callable[[list[int]], torch.Tensor]) -> list[float]:
-    """AdamW over shuffled minibatches of item indices for cfg.epochs; returns the loss per step."""
+             step_loss: Callable[[list[int]], torch.Tensor], progress: bool = False) -> list[float]:
+    """AdamW over shuffled minibatches of item indices for cfg.epochs; returns the loss per step (`progress`: a
+    bar with the running loss)."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
     rng = random.Random(cfg.seed)
@@ -51,6 +53,7 @@ def optimise(model: nn.Module, n_items: int, cfg: OptimConfig,
     order: list[int] = []
     losses = []
     model.train()
+    bar = tqdm(total=steps, desc="fine-tune", unit="step", disable=not progress, leave=False)
     for step in range(steps):
         if len(order) < cfg.batch_size:
             fresh = list(range(n_items))
@@ -66,11 +69,15 @@ def optimise(model: nn.Module, n_items: int, cfg: OptimConfig,
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
         losses.append(float(loss.detach()))
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+    bar.close()
     model.eval()
     return losses
 
 
-def train_sft(model: nn.Module, rows: Sequence[Row], pad_id: int, cfg: OptimConfig) -> list[float]:
+def train_sft(model: nn.Module, rows: Sequence[Row], pad_id: int, cfg: OptimConfig,
+              progress: bool = False) -> list[float]:
     """Fine-tune on (ids, labels) rows in place; returns the loss per step."""
     if not rows:
         raise InputError("SFT got no examples; check the dialogues file or the prompt pool size")
@@ -80,7 +87,7 @@ def train_sft(model: nn.Module, rows: Sequence[Row], pad_id: int, cfg: OptimConf
         ids, labels = pad_batch([rows[i] for i in batch], pad_id)
         return sft_loss(model, ids.to(device), labels.to(device))
 
-    return optimise(model, len(rows), cfg, step)
+    return optimise(model, len(rows), cfg, step, progress)
 
 
 def pad_batch(rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
