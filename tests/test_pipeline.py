@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -9,11 +10,39 @@ from pathlib import Path
 
 import pytest
 
+from scalelab.pipeline import STAGES, section_overview
 from scalelab.rsp.gate import DETERMINATION_FILE
 
 SCALELAB = [sys.executable, "-m", "scalelab"]
 MODEL_KEYS = {"name", "params", "non_embedding_params", "tokens", "train_flops", "final_val_loss",
               "tokens_per_second", "evals"}
+
+
+# A Python format field left in the text ({name}, {s['key']}, {x:.3f}, {0}, {}); a set of numbers such as
+# {0.001, 0.01} is prose and does not match.
+FORMAT_FIELD = re.compile(r"\{(?:[A-Za-z_]\w*(?:\.\w+|\[[^\]{}]*\])*|\d*)(?:![rsa])?(?::[^{}]*)?\}")
+NONE = re.compile(r"\bNone\b")
+NOT_A_NUMBER = re.compile(r"(?i)(?<![\w.])[-+]?(?:nan|inf)(?![\w.])")
+
+
+def unfilled_placeholders(md: str) -> list[str]:
+    """Where rendered Markdown shows an unfilled format field, a None, or a nan/inf in a table cell."""
+    found = []
+    for i, line in enumerate(md.splitlines(), 1):
+        found += [f"line {i}: format field {m.group(0)}" for m in FORMAT_FIELD.finditer(line)]
+        found += [f"line {i}: None in {line[:120]!r}" for _ in NONE.finditer(line)]
+        if line.startswith("|"):
+            found += [f"line {i}: cell {cell.strip()!r}" for cell in line.strip().strip("|").split("|")
+                      if NOT_A_NUMBER.search(cell)]
+    return found
+
+
+def test_placeholder_check_finds_what_it_looks_for():
+    assert unfilled_placeholders("N counts **{s['param_kind']}** parameters.")
+    assert unfilled_placeholders("E = {fit.E:.4f}") and unfilled_placeholders("{0} and {}")
+    assert unfilled_placeholders("Wall clock: None s.")
+    assert unfilled_placeholders("| d1 | nan |") and unfilled_placeholders("| d1 | 0.3 [NaN, 0.4] |")
+    assert not unfilled_placeholders("d ∈ {0.001, 0.003, 0.01}; a nan outside a table; | nanometre | 0.5 |")
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +81,21 @@ def test_summary_contract(smoke_run):
     for f in ("report.md", "report.html", "training_curves.png"):
         assert (smoke_run / f).stat().st_size > 0
     assert "| d1 |" in (smoke_run / "report.md").read_text()
+
+
+def test_no_report_section_leaves_a_placeholder(smoke_run):
+    """Every stage's report section, rendered from the smoke run's summary, and the report on disk."""
+    summary = json.loads((smoke_run / "summary.json").read_text())
+    sections = {"overview": section_overview(summary, smoke_run),
+                # what the report says while the run is still going (written after each stage)
+                "overview, mid-run": section_overview({k: v for k, v in summary.items() if k != "wall_seconds"},
+                                                      smoke_run),
+                **{s.name: s.report(summary, smoke_run) for s in STAGES if s.report is not None}}
+    assert len(sections) >= 7 and all(text.strip() for text in sections.values()), \
+        [name for name, text in sections.items() if not text.strip()]  # every section was rendered and checked
+    found = {name: unfilled_placeholders(text) for name, text in sections.items()}
+    assert not any(found.values()), {name: f for name, f in found.items() if f}
+    assert not unfilled_placeholders((smoke_run / "report.md").read_text())
 
 
 def test_checkpoints_are_hf_folders(smoke_run):
@@ -116,6 +160,7 @@ def test_real_text_corpus(tmp_path):
     s = json.loads((out / "summary.json").read_text())
     assert s["world"] is None and len(s["models"]) == 2
     assert all(m["final_val_loss"] > 0 and "evals" not in m for m in s["models"])
+    assert not unfilled_placeholders((out / "report.md").read_text())
 
 
 def test_bad_corpus_is_a_clear_error(tmp_path):

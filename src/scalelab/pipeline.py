@@ -112,7 +112,8 @@ def section_overview(summary: Summary, out: Path) -> str:
     shards = summary.get("shards", {})
     lines += ["", f"Tokenizer: byte-level BPE, {summary.get('tokenizer', {}).get('vocab_size')} tokens. "
               f"Shards: {fmt(shards.get('train_tokens'))} train / {fmt(shards.get('val_tokens'))} val tokens.",
-              "", f"Wall clock: {summary.get('wall_seconds')} s."]
+              "", f"Wall clock: {summary['wall_seconds']} s." if summary.get("wall_seconds") is not None
+              else "Wall clock: the run is still going (this report is rewritten after each stage)."]
     return "\n".join(lines)
 
 

@@ -26,7 +26,7 @@ def section_scaling(summary: dict[str, Any], out: Path) -> str:
              f"{s['n_runs']} sweep runs ({len(s['holdout'])} hold-out at ≥ 4× the largest fitted budget, kept out "
              f"of every fit), {s['total_flops']:.3g} FLOPs; the sweep's training and evals took "
              f"{s['sweep_compute_seconds']} s when computed ({s['sweep_seconds']} s in this call, which reuses "
-             "finished runs). N counts **{s['param_kind']}** parameters.", "",
+             f"finished runs). N counts **{s['param_kind']}** parameters.", "",
              f"Chinchilla approach 3, L(N, D) = E + A/N^α + B/D^β ({level}% bootstrap intervals):", "",
              table(["E", "A", "B", "α", "β"], [[_ci(fit[k], iv[k]) for k in ("E", "A", "B", "alpha", "beta")]])]
     if s.get("entropy_floor") is not None:
