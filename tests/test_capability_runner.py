@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from scalelab.evals.capability.catalogue import EVAL_NAMES
-from scalelab.evals.capability.elicitation import DEV_ITEMS, ElicitationConfig, fine_tune
+from scalelab.evals.capability.elicitation import DEV_ITEMS, ElicitationConfig, fine_tune, hazard_documents
 from scalelab.evals.capability.provider import model_spec
 from scalelab.evals.capability.runner import run_capability_evals
 from scalelab.evals.capability.tasks import TASKS
@@ -182,7 +182,10 @@ def test_fine_tune_elicitation_trains_once_and_is_scored(run_dir: Path, tmp_path
     world, model_dir = run_dir / "world", run_dir / "models" / "d1" / "final"
     tuned = fine_tune(model_dir, world, tmp_path, TINY_FT)
     meta = json.loads((tuned / "meta.json").read_text())
-    assert meta["documents"] == 8 and math.isfinite(meta["last_loss"])
+    # every hazard-domain document up to the cap, in corpus order (this small world holds a handful)
+    docs = hazard_documents(world)
+    assert 0 < meta["documents"] == min(len(docs), TINY_FT.fine_tune_max_docs) and math.isfinite(meta["last_loss"])
+    assert hazard_documents(world, 3) == docs[:3]
     before, after = load_file(model_dir / "model.safetensors"), load_file(tuned / "model.safetensors")
     assert any(not torch.equal(before[k], after[k]) for k in before)
     stamp = (tuned / "model.safetensors").stat().st_mtime_ns

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from scalelab.computer.cli import app as computer_app
 from scalelab.config import ConfigError
 from scalelab.errors import MissingInput, UserError
 from scalelab.interp.cli import app as interp_app
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="scalelab: world corpus → tokenizer → ladder of models → evals → report.")
+app.add_typer(computer_app, name="computer")
 
 PresetOpt = Annotated[str | None, typer.Option("--preset", "-p", help="smoke | tiny | gpu (default: the --config "
                                                                   "file's preset, else tiny)")]

@@ -90,9 +90,14 @@ class RunLayout:
     def shards(self) -> Path:
         return self.root / "shards"
 
+    @property
+    def models_root(self) -> Path:
+        """The folder holding every ladder rung's folder."""
+        return self.root / "models"
+
     def rung(self, name: str) -> Path:
         """A ladder rung's artifact folder (checkpoints, metrics); its weights are `model(name)`."""
-        return self.root / "models" / name
+        return self.models_root / name
 
     def model(self, name: str) -> Path:
         """A ladder rung's HF folder."""

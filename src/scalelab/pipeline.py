@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from scalelab import artifacts
+from scalelab.computer import stage as computer_stage
 from scalelab.config import ConfigError, to_dict
 from scalelab.data import stage as data_stage
 from scalelab.errors import UserError
@@ -46,6 +47,7 @@ STAGES: list[Stage] = [
     interp_stage.STAGE,
     posttrain_stage.STAGE,
     reasoning_stage.STAGE,
+    computer_stage.STAGE,
     rsp_stage.STAGE,
 ]
 # The stages `scalelab scale` runs: the data the sweep trains on, then the sweep.

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scalelab.computer.config import ComputerConfig
 from scalelab.config import ConfigError, apply_overrides, read_yaml
 from scalelab.data.config import TokenizerConfig
 from scalelab.evals.config import EvalConfig
@@ -61,6 +62,7 @@ class RunConfig:
     interp: InterpConfig = field(default_factory=InterpConfig)
     posttrain: PosttrainConfig = field(default_factory=PosttrainConfig)
     rsp: RSPConfig = field(default_factory=RSPConfig)
+    computer: ComputerConfig = field(default_factory=ComputerConfig.tiny)
     reasoning: ReasoningConfig = field(default_factory=ReasoningConfig)
 
 
@@ -99,6 +101,7 @@ def _smoke() -> RunConfig:
     # seconds, not science: 12 items per set, the fine-tune elicitation on the largest rung only, no
     # safeguards measurement (they train a probe per model that needs them)
     cfg.rsp = RSPConfig(limit=12, elicitations=["zero_shot", "fine_tune", "reasoning"], safeguards=False)
+    cfg.computer = ComputerConfig.smoke()
     # seconds, not science: every part of the reasoning stage once, at a size that proves it runs
     cfg.reasoning = ReasoningConfig(
         tasks=["arithmetic"], sft=SFTConfig(problems=64, epochs=1.0, batch_size=16),

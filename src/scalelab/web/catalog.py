@@ -59,7 +59,7 @@ class RunCatalog:
     # --- models
     def models(self) -> dict[str, ModelEntry]:
         out: dict[str, ModelEntry] = {}
-        for rung in sorted((self.root / "models").glob("*"), key=lambda p: (len(p.name), p.name)):
+        for rung in sorted(self.layout.models_root.glob("*"), key=lambda p: (len(p.name), p.name)):
             if _is_model(self.layout.model(rung.name)):
                 out[rung.name] = ModelEntry(rung.name, self.layout.model(rung.name), "ladder")
         for step in sorted(self.layout.posttrain_root.glob("*"), key=self._step_order):
