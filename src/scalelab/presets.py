@@ -134,8 +134,11 @@ def _tiny() -> RunConfig:
     # (d3 on 393k tokens: val 3.12 at batch 16, 1.98 at 4, 1.81 at 2, lr 0.006-0.015 all within 0.01), and
     # at batch 16 the short runs' losses bent the fit (hold-out errors +8.5%/+15.9%; +1.7%/-1.2% at batch 2).
     # Two runs at once with one thread each (workers=0): a model this small cannot keep two cores busy.
+    # The tiny world's ~1.1M training tokens: the plan's largest run needs 4.8M tokens (4.3 passes, at the edge
+    # of Muennighoff et al.'s "repeats cost almost nothing" range), so the cap is 6 passes instead of 4 (at 4
+    # no plan brackets the prior optimum and the sweep is skipped).
     cfg.scaling = ScalingConfig(aspect_ratio=16, head_dim=16, min_each_side=2, budget_spacing=1.5,
-                                tokens_per_param_prior=10.0, batch_size=2, workers=0)
+                                tokens_per_param_prior=10.0, batch_size=2, workers=0, max_epochs=6.0)
     # d4: the best fact recall of the tiny ladder at about half d5's cost per step (3-minute budget)
     cfg.posttrain = PosttrainConfig(depth=4)
     # 8 assessments (4 rungs + 4 post-trained models) inside the stage's 90 s budget: zero-shot at 100 items
