@@ -26,6 +26,8 @@ SMALL_WORLD = ["world.n_people=400", "world.n_towns=60", "world.n_creatures=40",
                "world.n_compounds=16", "world.n_reagents=40"]
 TINY_WORLD = ["world.n_people=150", "world.n_towns=30", "world.n_creatures=20", "world.n_tools=20",
               "world.n_compounds=12", "world.n_reagents=30"]
+# the tiny preset's world (150 people, 32 compounds, 24k documents)
+W150_C32 = [*TINY_WORLD, "world.n_compounds=32", "world.n_reagents=48", "world.hazard_rate=0.025", "world.n_docs=24000"]
 ARITH25 = "world.genre_weights={story: 0.25, encyclopedia: 0.3, arithmetic: 0.25, chat: 0.2}"
 VARIANTS: dict[str, list[str]] = {
     "base": [],
@@ -39,15 +41,12 @@ VARIANTS: dict[str, list[str]] = {
     "tiny_hz05": [*TINY_WORLD, "train.batch_size=4", "world.hazard_rate=0.05"],
     "tiny_c24_hz03": [*TINY_WORLD, "train.batch_size=4", "world.n_compounds=24", "world.n_reagents=40",
                       "world.hazard_rate=0.03"],
-    "w150_c32_hz025_b4": [*TINY_WORLD, "world.n_compounds=32", "world.n_reagents=48", "world.hazard_rate=0.025",
-                          "world.n_docs=24000", "train.batch_size=4"],
-    "w150_c32_hz025_b8": [*TINY_WORLD, "world.n_compounds=32", "world.n_reagents=48", "world.hazard_rate=0.025",
-                          "world.n_docs=24000", "train.batch_size=8", "train.lr=4e-3"],
+    "w150_c32_hz025_b4": [*W150_C32, "train.batch_size=4"],
+    "w150_c32_hz025_b8": [*W150_C32, "train.batch_size=8", "train.lr=4e-3"],
     "tiny_c32_hz03_ar25": [*TINY_WORLD, "train.batch_size=4", "world.n_compounds=32", "world.n_reagents=48",
                            "world.hazard_rate=0.03", ARITH25],
-    "w150_c32_hz025_b8_tpp15": [*TINY_WORLD, "world.n_compounds=32", "world.n_reagents=48",
-                                "world.hazard_rate=0.025", "world.n_docs=24000", "train.batch_size=8", "train.lr=4e-3",
-                                "train.tokens_per_param=1.5", "train.max_tokens=2400000"],
+    "w150_c32_hz025_b8_tpp15": [*W150_C32, "train.batch_size=8", "train.lr=4e-3", "train.tokens_per_param=1.5",
+                                "train.max_tokens=2400000"],
     "w150_c40_hz02_b8": [*TINY_WORLD, "world.n_compounds=40", "world.n_reagents=60", "world.hazard_rate=0.02",
                          "world.n_docs=24000", "train.batch_size=8", "train.lr=4e-3"],
 }

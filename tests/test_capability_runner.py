@@ -23,7 +23,7 @@ from scalelab.evals.capability.tasks import TASKS
 from scalelab.model.config import ModelConfig
 from scalelab.world.config import WorldConfig
 
-TINY_FT = ElicitationConfig(best_of=4, fine_tune_epochs=1.0, fine_tune_max_docs=8, fine_tune_batch_size=4)
+TINY_FT = ElicitationConfig(best_of=4, fine_tune_epochs=1.0, fine_tune_max_docs=4, fine_tune_batch_size=4)
 
 
 @pytest.fixture(scope="module")
@@ -182,9 +182,9 @@ def test_fine_tune_elicitation_trains_once_and_is_scored(run_dir: Path, tmp_path
     world, model_dir = run_dir / "world", run_dir / "models" / "d1" / "final"
     tuned = fine_tune(model_dir, world, tmp_path, TINY_FT)
     meta = json.loads((tuned / "meta.json").read_text())
-    # every hazard-domain document up to the cap, in corpus order (this small world holds a handful)
+    # the cap applies: the world holds more hazard-domain documents than the fine-tune may take
     docs = hazard_documents(world)
-    assert 0 < meta["documents"] == min(len(docs), TINY_FT.fine_tune_max_docs) and math.isfinite(meta["last_loss"])
+    assert meta["documents"] == TINY_FT.fine_tune_max_docs < len(docs) and math.isfinite(meta["last_loss"])
     assert hazard_documents(world, 3) == docs[:3]
     before, after = load_file(model_dir / "model.safetensors"), load_file(tuned / "model.safetensors")
     assert any(not torch.equal(before[k], after[k]) for k in before)
