@@ -203,3 +203,19 @@ def test_stage_summary_and_section(tmp_path):
     assert s["agents"]["oracle"]["defended"]["attack_success_rate"] == 0.0
     md = section_computer({"computer": s}, tmp_path / "report")
     assert "## Computer use" in md and (tmp_path / "report" / "computer.png").exists()
+
+
+def test_two_browsers_give_one_browsers_results_and_only_named_agents_are_attacked(tmp_path):
+    cfg = dict(tasks="click-test,click-button,focus-text,click-checkboxes", episodes=2, agents=["oracle", "random"],
+               max_steps=4, train_split_agents=[], attack_agents=["random"], defence=False)
+    one = run_computer(tmp_path / "one", ComputerConfig(**cfg, browsers=1), log=lambda m: None)
+    two = run_computer(tmp_path / "two", ComputerConfig(**cfg, browsers=2), log=lambda m: None)
+    for name in ("oracle", "random"):
+        per_task = [json.loads((tmp_path / run / name / "results.json").read_text())["tasks"] for run in ("one", "two")]
+        assert per_task[0] == per_task[1]  # every episode is the same, whichever browser played it
+        for key in ("heldout_success_rate", "utility_under_attack", "attack_success_rate"):
+            assert one["agents"][name][key] == two["agents"][name][key]
+        assert one["agents"][name]["success_rate"] is None  # no agent was named for the train seeds
+    oracle = one["agents"]["oracle"]
+    assert oracle["attack_success_rate"] is None and oracle["utility_under_attack"] is None
+    assert one["agents"]["random"]["attack_success_rate"] is not None

@@ -60,6 +60,18 @@ def has_text_field(obs: dict[str, Any]) -> bool:
                                       for e in obs["elements"])
 
 
+_TEXT_FIELD: dict[tuple[str, str, int], bool] = {}
+
+
+def _clean_page_has_text_field(computer: Any, task: str, seed: int) -> bool:
+    """The attack's kind depends on the clean page (does it have a text field?), so peek at it first — once per
+    backend, task and seed: every agent's attacked run asks the same question about the same page."""
+    key = (str(getattr(computer, "backend", "")), task, seed)
+    if key not in _TEXT_FIELD:
+        _TEXT_FIELD[key] = has_text_field(computer.reset(task, seed, observe=False))
+    return _TEXT_FIELD[key]
+
+
 def play_episode(computer: Any, agent: Agent, task: Task, split: str, episode: int, *, attack: bool = False,
                  defence: bool = False, traj_dir: Path | None = None, confirm: ConfirmHook | None = None,
                  on_step: StepHook | None = None) -> Episode:
@@ -67,8 +79,7 @@ def play_episode(computer: Any, agent: Agent, task: Task, split: str, episode: i
     t0 = time.perf_counter()
     atk = None
     if attack:
-        # the attack's kind depends on the clean page (does it have a text field?), so peek at it first
-        atk = make_attack(task.name, seed, has_text_field(computer.reset(task.name, seed, observe=False)))
+        atk = make_attack(task.name, seed, _clean_page_has_text_field(computer, task.name, seed))
     # screenshots only where something looks at them: the agent, the trajectory, or a demonstration hook
     observe = getattr(agent, "uses_screenshot", True) or traj_dir is not None or on_step is not None
     obs = computer.reset(task.name, seed, attack=atk, defence=defence, observe=observe)
