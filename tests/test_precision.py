@@ -60,7 +60,8 @@ def test_a_real_measurement_gives_positive_rates() -> None:
     assert set(rates) == {"fp32", "bf16"} and all(r > 0 for r in rates.values())
 
 
-def test_training_records_its_precision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_training_records_its_precision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
     from conftest import make_shards
     from scalelab.model.config import ModelConfig
     from scalelab.train.config import TrainConfig
@@ -71,5 +72,7 @@ def test_training_records_its_precision(tmp_path: Path, monkeypatch: pytest.Monk
     shards = make_shards(tmp_path, 6000, 64, seed=0)
     res = pretrain(ModelConfig(depth=1, aspect_ratio=32, head_dim=16, vocab_size=64, max_seq_len=32),
                    TrainConfig(seq_len=32, batch_size=4, tokens=1024, eval_tokens=256, eval_every=0, ckpt_every=0,
-                               progress=False), shards, tmp_path / "run")
+                               progress=True), shards, tmp_path / "run")
     assert res["dtype"] == "bf16" and res["precision"]["rates"] == {"fp32": 10.0, "bf16": 40.0}
+    out = capsys.readouterr()
+    assert "precision bf16 (measured: bf16 40 vs fp32 10 GFLOP/s)" in out.out + out.err  # the progress names why

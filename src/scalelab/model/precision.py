@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from scalelab.artifacts import atomic_write_text
 from scalelab.errors import InputError
 
 MARGIN = 1.2  # bf16 must beat fp32 by this factor to be chosen
@@ -125,7 +126,8 @@ def choose_precision(requested: str, device: torch.device, shapes: Sequence[Shap
         reason = "measured"
         try:  # a cache that cannot be written only costs a re-measurement next time
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({**_read_cache(path), key: rates}, indent=1), encoding="utf-8")
+            # atomic: the sweep trains two models at once, and a reader must never see half a file
+            atomic_write_text(path, json.dumps({**_read_cache(path), key: rates}, indent=1))
         except OSError:
             pass
     dtype = "bf16" if rates["bf16"] >= MARGIN * rates["fp32"] else "fp32"

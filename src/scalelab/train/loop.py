@@ -197,6 +197,8 @@ def _run(model_cfg: ModelConfig, train_cfg: TrainConfig, shards_dir: Path, out_d
 
     bar = tqdm(total=steps, initial=start_step, disable=not (train_cfg.progress and info.is_main),
                unit="step", dynamic_ncols=True, desc=name or f"depth {model_cfg.depth}")
+    if train_cfg.progress and info.is_main:
+        bar.write(f"{name or f'depth {model_cfg.depth}'}: precision {precision.describe()}")
     train_time, trained_steps, val_loss = 0.0, 0, None
     model.train()
     with _StopSignal() as stop:
