@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from scalelab.artifacts import read_meta
 from scalelab.cli import app
 from scalelab.pipeline import run_all
 from scalelab.presets import load_config
@@ -62,11 +63,18 @@ def test_report_section_renders_everything(run):
 
 
 def test_rerun_skips_every_step(run):
-    out, _ = run
+    out, first = run
+    assert first["reasoning"]["timing"]["reused_steps"] == 0 and first["reasoning"]["timing"]["steps"] > 0
     logs: list[str] = []
-    run_all(load_config("smoke", ONE_RUNG), out, log=logs.append, only=STAGES)
+    again = run_all(load_config("smoke", ONE_RUNG), out, log=logs.append, only=STAGES)
     ran = [line for line in logs if "running" in line]
     assert not ran, ran
+    # the resumed stage reports the time its reused steps recorded, not the seconds it took to skip them
+    t = again["reasoning"]["timing"]
+    assert t["reused_steps"] == t["steps"] == first["reasoning"]["timing"]["steps"]
+    recorded = sum(read_meta(m.parent)["result"]["stage_seconds"] for m in (out / "reasoning").rglob("meta.json"))
+    assert again["reasoning"]["seconds"] >= t["reused_step_seconds"] >= round(recorded, 1) - 0.1
+    assert f"The stage took {t['seconds']} s: {t['steps']} of its {t['steps']} steps" in section_reasoning(again, out)
 
 
 def test_commands(run, tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from scalelab.reasoning.synthetic_report import synthetic_section
 from scalelab.report.render import fmt, table
 
 
@@ -25,26 +26,6 @@ def _data_constrained(dc: dict[str, Any]) -> list[str]:
              v["fresh_knowledge_gap"]] for e, v in sorted(dc["epochs"].items(), key=lambda kv: float(kv[0]))]
     lines.append(table(["epochs", "tokens", "loss repeated", "loss fresh", "repeated − fresh", "knowledge gap repeated",
                         "knowledge gap fresh"], rows))
-    return lines
-
-
-def _synthetic(syn: dict[str, Any]) -> list[str]:
-    arms = syn["arms"]
-    lines = ["", "### Synthetic data, verified and not", "",
-             f"d{syn['depth']} trained {syn['steps']} steps on U = {fmt(syn['unique_tokens'])} real tokens plus "
-             f"{fmt(syn['synthetic_tokens'])} more per arm, written by `{syn['writer']}`. Gap closed = share of the "
-             "repeat → fresh loss gap an arm closes.", ""]
-    lines.append(table(["arm", "loss", "knowledge gap", "distinct n-grams added", "gap closed",
-                        "documents passing the checker"],
-                       [[name, a["loss"], a["knowledge_gap"], a.get("distinct_ngrams"), a.get("gap_closed"),
-                         a.get("pass_rate")] for name, a in arms.items()]))
-    real = syn.get("real_text") or {}
-    lines += ["", f"Recursion (real text: distinct n-grams {fmt(real.get('distinct_ngrams'))}, tail entities named "
-              f"{fmt(real.get('tail_coverage'))}):", ""]
-    rows = [[mode, g["generation"], g["loss"], g["knowledge_gap"], g["distinct_ngrams"], g["tail_coverage"],
-             g.get("pass_rate")] for mode, gens in syn["recursion"].items() for g in gens]
-    lines.append(table(["mode", "generation", "loss", "knowledge gap", "distinct n-grams written",
-                        "tail entities named", "passing the checker"], rows))
     return lines
 
 
@@ -75,17 +56,29 @@ def _tasks(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _took(r: dict[str, Any]) -> str:
+    """The stage's time: on a resumed run, this run's seconds plus the recorded seconds of the steps it reused."""
+    t = r.get("timing")
+    if not t:  # a summary from before the steps' times were read back: its figure is that run's wall clock
+        return f"This run of the stage took {r.get('seconds')} s (steps reused from an earlier run not counted)."
+    if not t["reused_steps"]:
+        return f"The stage took {t['seconds']} s."
+    return (f"The stage took {t['seconds']} s: {t['reused_steps']} of its {t['steps']} steps were made by an earlier "
+            f"run and reused here ({t['reused_step_seconds']} s, as their artifacts recorded; runs trained side by "
+            f"side count each), and this run took {t['run_seconds']} s.")
+
+
 def section_reasoning(summary: dict[str, Any], out: Path) -> str:
     r = summary.get("reasoning")
     if not r:
         return ""
-    lines = ["## Past the data wall, and reasoning", "", f"The stage took {r.get('seconds')} s."]
+    lines = ["## Past the data wall, and reasoning", "", _took(r)]
     plots: list[str] = []
     if r.get("data_constrained"):
         lines += ["", *_data_constrained(r["data_constrained"])]
         plots += r["data_constrained"].get("plots", [])
     if r.get("synthetic"):
-        lines += _synthetic(r["synthetic"])
+        lines += synthetic_section(r["synthetic"])
         plots += r["synthetic"].get("plots", [])
     if r.get("tasks"):
         lines += _tasks(r)

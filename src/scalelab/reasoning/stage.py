@@ -11,7 +11,9 @@ Three parts (`reasoning.experiments`), each recorded in `summary.json["reasoning
   GRPO's seeds summarised with an interval; with `compute_depths`, the train-vs-inference-compute trade.
 
 Each part records the scale it ran at (depth, parameters, tokens); their fuller versions are `scalelab scale
-data-constrained`, `scalelab synth` and `scalelab reason`.
+data-constrained`, `scalelab synth` and `scalelab reason`. `seconds` is the stage's time with the recorded
+seconds of steps an earlier run made added back (`reasoning.timing`), so a resumed run does not report the
+seconds it took to skip them; `timing` holds the parts.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from scalelab.reasoning.passk import mean_interval
 from scalelab.reasoning.plots import plot_compute_trade, plot_pass_at_k
 from scalelab.reasoning.report import section_reasoning
 from scalelab.reasoning.run import eval_step, run_task, sft_only, train_step
+from scalelab.reasoning.timing import TimedContext, timing
 from scalelab.scaling.data_constrained import run_data_constrained
 from scalelab.scaling.synthetic import run_synthetic
 from scalelab.stage import Context, Stage, Summary
@@ -130,14 +133,16 @@ def run_reasoning(ctx: Context, summary: Summary) -> dict[str, Any] | None:
     unknown = sorted(set(cfg.experiments) - set(EXPERIMENTS))
     if unknown:
         raise ConfigError(f"reasoning.experiments names {unknown}; choose from {', '.join(EXPERIMENTS)}")
-    t0 = time.perf_counter()
+    t0, timed = time.perf_counter(), TimedContext.around(ctx, since=time.time())
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)  # models this small: a second thread only oversubscribes a shared machine
     try:
-        out = _experiments(ctx, cfg)
+        out = _experiments(timed, cfg)
     finally:
         torch.set_num_threads(threads)
-    out["seconds"] = round(time.perf_counter() - t0, 1)
+        timed.hand_back(ctx)
+    out["timing"] = timing(timed, time.perf_counter() - t0)
+    out["seconds"] = out["timing"]["seconds"]
     return out
 
 
@@ -151,7 +156,7 @@ def _experiments(ctx: Context, cfg: ReasoningConfig) -> dict[str, Any]:
     if "synthetic" in cfg.experiments:
         writer = _rung(ctx, cfg.synthetic.writer_depth, "synthetic.writer_depth")
         syn = run_synthetic(ctx, writer)
-        out["synthetic"] = {k: syn[k] for k in ("arms", "recursion", "real_text", "depth", "unique_tokens",
+        out["synthetic"] = {k: syn[k] for k in ("arms", "gap", "recursion", "real_text", "depth", "unique_tokens",
                                                 "synthetic_tokens", "steps", "plots", "seconds")}
         out["synthetic"]["writer"] = ctx.layout.relative(writer)
     if "tasks" in cfg.experiments:
