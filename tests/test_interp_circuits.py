@@ -112,3 +112,27 @@ def test_graph_json_loads_the_way_the_viewer_reads_it(setup, tmp_path) -> None:
     for link in doc["links"]:
         assert link["source"] in ids and link["target"] in ids and isinstance(link["weight"], float)
     assert any(link["target"] == logit[0]["node_id"] for link in doc["links"])
+
+
+class CharLM:
+    """A stand-in LM whose tokens are characters: " 1251" is " ", "1", "2", "5", "1", as with the world's years."""
+
+    def encode(self, text: str, bos: bool = False) -> list[int]:
+        return [ord(c) for c in text]
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(chr(i) for i in ids)
+
+
+def test_answer_target_skips_what_the_choices_share_and_bare_whitespace() -> None:
+    from scalelab.interp.circuits.target import answer_target
+
+    lm = CharLM()
+    year = answer_target(lm, " 1251", [" 1293", " 1251", " 1324"])  # type: ignore[arg-type]
+    assert lm.decode(year.forced) == " 12" and lm.decode([year.token]) == "5"  # " 12" is also " 1293"'s start
+    alone = answer_target(lm, " 1251")  # type: ignore[arg-type]  # no alternatives: only the space is forced
+    assert lm.decode(alone.forced) == " " and lm.decode([alone.token]) == "1"
+    prefix = answer_target(lm, " 12", [" 123"])  # type: ignore[arg-type]  # nothing tells it from " 123"
+    assert lm.decode(prefix.forced) == " " and lm.decode([prefix.token]) == "1"
+    word = answer_target(lm, " tobri", [" sheivei", " kriaf"])  # type: ignore[arg-type]
+    assert lm.decode(word.forced) == " " and lm.decode([word.token]) == "t"  # only the space is shared

@@ -1,9 +1,13 @@
 """The `scalelab interp` studies and the steering flags from the command line, on a random smoke model: each
-command writes its result file; `--steer` changes a generation and needs `--sae`."""
+command writes its result file; a model inside a run needs no --text or --world (outside one, the error names
+them); circuits trace the answer's deciding token; universality across two seeds; `--steer` changes a generation
+and needs `--sae`."""
 
 from __future__ import annotations
 
 import json
+import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -25,13 +29,13 @@ def run(tmp_path_factory) -> dict[str, Path]:
     from scalelab.interp.train import TrainSAEConfig
 
     root = tmp_path_factory.mktemp("interp_cli")
-    model, _ = random_smoke_model(root)
+    model, model_cfg = random_smoke_model(root)
     cfg = InterpConfig(cache=ActivationsConfig(site="resid_post.0", tokens=3000, seq_len=32),
                        sae=SAEConfig(expansion_factor=4, k=8), train=TrainSAEConfig(tokens=4096, batch_size=256,
                                                                                        progress=False), eval_rows=4)
     train_sae_on_model(model, root / "world" / "train.jsonl", root / "sae", cfg, progress=False)
     compute_features(root / "sae", root / "world" / "val.jsonl", model, n_rows=16, seq_len=32)
-    return {"model": model, "world": root / "world", "sae": root / "sae", "root": root}
+    return {"model": model, "world": root / "world", "sae": root / "sae", "root": root, "cfg": model_cfg}
 
 
 def _ok(args: list[str], stdin: str | None = None) -> str:
@@ -52,7 +56,7 @@ def test_probe_universality_circuit_and_scaling_commands(run, tmp_path) -> None:
     un = json.loads((tmp_path / "u" / "universality.json").read_text())
     assert un["features"]["median"] == pytest.approx(1.0)  # a model and SAE matched with themselves
 
-    out = _ok(["interp", "circuit", "--model", m, "--world", w, "--prompt", "Ask around and you will learn that",
+    out = _ok(["interp", "circuit", "--model", m, "--prompt", "Ask around and you will learn that",
                "--answer", " Thalo", "--out", str(tmp_path / "c"), *SMALL, "--set", "interp.circuits.tokens=1500",
                "--set", "interp.circuits.batch_size=128", "--set", "interp.circuits.random_trials=2"])
     circ = json.loads((tmp_path / "c" / "circuits.json").read_text())
@@ -60,7 +64,7 @@ def test_probe_universality_circuit_and_scaling_commands(run, tmp_path) -> None:
     assert graph["direct_effects_sum"] == pytest.approx(graph["answer_logit"], abs=1e-3)
     assert Path(graph["graph_json"]).is_file() and "logit drop" in out
 
-    _ok(["interp", "sae-scaling", "--model", m, "--text", w, "--site", "resid_post.0", "--out", str(tmp_path / "s"),
+    _ok(["interp", "sae-scaling", "--model", m, "--site", "resid_post.0", "--out", str(tmp_path / "s"),
          *SMALL, "--set", "interp.sae_scaling.widths=[2,4]", "--set", "interp.sae_scaling.ks=[2,8]",
          "--set", "interp.sae_scaling.width=2", "--set", "interp.sae_scaling.k=8",
          "--set", "interp.sae_scaling.token_scales=[]",
@@ -68,6 +72,76 @@ def test_probe_universality_circuit_and_scaling_commands(run, tmp_path) -> None:
          "--set", "interp.sae_scaling.eval_rows=4", "--set", "interp.train.batch_size=256"])
     ss = json.loads((tmp_path / "s" / "sae_scaling.json").read_text())
     assert ss["fits"]["latents"]["points"] == 2 and {r["k"] for r in ss["runs"]} == {2, 8}
+
+    # No --prompt, --world or --text: the run's world gives the prompts; the transcoders are reused.
+    _ok(["interp", "circuit", "--model", m, "--transcoders", str(tmp_path / "c" / "transcoders"),
+         "--out", str(tmp_path / "cw"), *SMALL, "--set", "interp.circuits.prompts=2",
+         "--set", "interp.circuits.random_trials=2"])
+    graphs = json.loads((tmp_path / "cw" / "circuits.json").read_text())["graphs"]
+    assert [g["kind"] for g in graphs] == ["fact", "recipe"]
+    assert all(g["answer"].strip() for g in graphs)  # a token of the answer itself, not the space before it
+
+
+def test_defaults_outside_a_run_name_the_flag_to_pass(run, tmp_path) -> None:
+    alone = tmp_path / "alone"
+    shutil.copytree(run["model"], alone)  # the same model, in no run: no world beside it
+    res = CliRunner().invoke(app, ["interp", "sae-scaling", "--model", str(alone), "--out", str(tmp_path / "s"),
+                                   *SMALL])
+    assert res.exit_code == 2 and "not inside a scalelab run" in res.output and "--text" in res.output
+    res = CliRunner().invoke(app, ["interp", "circuit", "--model", str(alone), "--prompt", "One morning,",
+                                   "--out", str(tmp_path / "c"), *SMALL])
+    assert res.exit_code == 2 and "--text or --world" in res.output
+    assert not (tmp_path / "s").exists() and not (tmp_path / "c").exists()
+
+
+def test_world_prompts_trace_the_token_that_decides_the_answer(run) -> None:
+    from scalelab.interp.circuits.run import target_for, world_prompts
+    from scalelab.model.lm import load_lm
+
+    lm = load_lm(run["model"])
+    prompts = world_prompts(run["world"], 20)
+    first_is_space = 0
+    for p in prompts:
+        assert p.answer in p.choices
+        ids = lm.encode(p.answer)
+        first_is_space += not lm.decode(ids[:1]).strip()
+        tokens, target = target_for(lm, p.prompt, p.answer, p.choices)
+        forced = tokens[len(lm.encode(p.prompt, bos=True)):]
+        assert lm.decode([target]).strip(), (p.answer, forced)  # never a bare space
+        assert ids[:len(forced) + 1] == [*forced, target]  # the answer's own tokens, in order
+        for other in (lm.encode(c) for c in p.choices if c != p.answer):  # no alternative goes on as it does
+            assert other[:len(forced) + 1] != [*forced, target]
+    assert first_is_space > 0  # the case the rule is for occurs here: the answer's first token is the space
+
+
+def test_universality_across_two_seeds(run, tmp_path) -> None:
+    """A second model from another seed (same tokenizer, in the same run): the command trains B's SAE itself;
+    every statistic is finite, and a model matched with itself agrees better than with the other seed."""
+    import torch
+
+    from scalelab.model.hf import save_hf
+    from scalelab.model.llama import Llama
+
+    torch.manual_seed(1)
+    other = save_hf(Llama(run["cfg"]), run["root"] / "models" / "d1-seed1" / "final",
+                    tokenizer_dir=run["root"] / "tokenizer")
+    m, w, s = str(run["model"]), str(run["world"]), str(run["sae"])
+    common = [*SMALL, "--set", "interp.universality.rows=8", "--set", "interp.cache.site=resid_post.0",
+              "--set", "interp.cache.tokens=3000", "--set", "interp.sae.expansion_factor=4", "--set", "interp.sae.k=8",
+              "--set", "interp.train.tokens=4096", "--set", "interp.train.batch_size=256"]
+    _ok(["interp", "universality", m, m, "--world", w, "--sae-a", s, "--sae-b", s, "--out", str(tmp_path / "self"),
+         *common])
+    _ok(["interp", "universality", m, str(other), "--world", w, "--sae-a", s, "--out", str(tmp_path / "cross"),
+         *common])
+    same = json.loads((tmp_path / "self" / "universality.json").read_text())
+    cross = json.loads((tmp_path / "cross" / "universality.json").read_text())
+    assert (tmp_path / "cross" / "sae_b" / "cfg.json").is_file()
+    for kind in ("features", "neurons"):
+        stats = cross[kind]
+        assert stats["units"] > 0
+        assert all(math.isfinite(stats[k]) for k in ("median", "mean", "frac_above_0.5", "frac_above_0.7"))
+        assert all(math.isfinite(c) and -1 <= c <= 1 for c in cross[f"{kind[:-1]}_best_corr"])
+        assert same[kind]["median"] > stats["median"]
 
 
 def test_superposition_command(tmp_path) -> None:

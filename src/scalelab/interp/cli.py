@@ -205,25 +205,35 @@ def universality(ctx: typer.Context, a: Annotated[Path, typer.Argument(help="mod
 def circuit(ctx: typer.Context, model: ModelOpt,
             prompt: Annotated[str | None, typer.Option("--prompt", help="default: the world's eval prompts")] = None,
             answer: Annotated[str | None, typer.Option(
-                "--answer", help="the target's text (its first token); default: the model's top next token")] = None,
-            world: Annotated[Path | None, typer.Option("--world", help="world directory (prompts, text)")] = None,
-            text: Annotated[Path | None, typer.Option("--text", help="transcoder training text")] = None,
+                "--answer", help="the answer's text (its first non-whitespace token is traced); default: the "
+                                 "model's top next token")] = None,
+            world: Annotated[Path | None, typer.Option(
+                "--world", help="world directory (prompts); default: the model's run's world")] = None,
+            text: Annotated[Path | None, typer.Option(
+                "--text", help="transcoder training text; default: --world's, else the model's run's")] = None,
             transcoders: Annotated[Path | None, typer.Option("--transcoders", help="reuse trained ones")] = None,
             out: OutOpt = Path("out/circuit"), preset: PresetOpt = None, set_: SetOpt = None,
             config: ConfigOpt = None) -> None:
     """Per-layer transcoders, then an attribution graph per prompt, pruned and checked by ablation → OUT/graphs/
-    (circuit-tracer's JSON) and OUT/circuits.json (settings: interp.circuits.*)."""
+    (circuit-tracer's JSON) and OUT/circuits.json (settings: interp.circuits.*). A model inside a `scalelab run`
+    needs neither --world nor --text: the run's world and training text are the defaults."""
     from scalelab.artifacts import atomic_write_json
-    from scalelab.interp.circuits.run import run_circuits, world_prompts
+    from scalelab.interp.circuits.run import given_prompt, run_circuits, world_prompts
+    from scalelab.interp.run_texts import run_train_text, run_world
+    from scalelab.layout import RunLayout
     from scalelab.model.lm import load_lm
 
     icfg = run_config(ctx, preset, set_, config).interp
     if prompt is None and world is None:
-        raise InputError("give --prompt (with --answer, or the model's own next token is the target) or --world")
+        world = run_world(model, "--prompt (with --answer, or the model's own next token is the target) or --world")
     source = text or (_world_text(world, "train") if world else None)
     if source is None and transcoders is None:
-        raise InputError("the transcoders need training text: pass --text or --world (or --transcoders)")
-    prompts = [("prompt", prompt, answer)] if prompt else list(world_prompts(world, icfg.circuits.prompts))
+        source = run_train_text(model, "--text or --world (or --transcoders)")
+    if prompt is None:
+        prompts = world_prompts(world, icfg.circuits.prompts)
+    else:  # a world's prompt and answer are traced as in the stage (choices decide the target token)
+        layout = RunLayout.of(model)
+        prompts = [given_prompt(prompt, answer, world or (layout.world if layout else None))]
     res = run_circuits(load_lm(model), source or Path(), out, icfg.circuits, prompts, seq_len=icfg.cache.seq_len,
                        transcoders=transcoders, log=typer.echo)
     atomic_write_json(out / "circuits.json", res)
@@ -233,7 +243,8 @@ def circuit(ctx: typer.Context, model: ModelOpt,
 @app.command("sae-scaling")
 @user_errors
 def sae_scaling(ctx: typer.Context, model: ModelOpt,
-                text: Annotated[Path, typer.Option("--text", help="world dir, .jsonl or .txt")],
+                text: Annotated[Path | None, typer.Option(
+                    "--text", help="world dir, .jsonl or .txt; default: the model's run's training text")] = None,
                 site: Annotated[str | None, typer.Option("--site", help="default: interp.cache.site")] = None,
                 out: OutOpt = Path("out/sae_scaling"), preset: PresetOpt = None, set_: SetOpt = None,
                 config: ConfigOpt = None) -> None:
@@ -241,11 +252,12 @@ def sae_scaling(ctx: typer.Context, model: ModelOpt,
     intervals, dead fraction vs width → OUT/sae_scaling.json + sae_scaling.png (settings: interp.sae_scaling.*)."""
     from scalelab.artifacts import atomic_write_json
     from scalelab.interp.plots import plot_sae_scaling
+    from scalelab.interp.run_texts import run_train_text
     from scalelab.interp.sae_scaling import run_sae_scaling
     from scalelab.model.lm import load_lm
 
     icfg = run_config(ctx, preset, set_, config).interp
-    res = run_sae_scaling(load_lm(model), text, out, icfg, site=site, log=typer.echo)
+    res = run_sae_scaling(load_lm(model), text or run_train_text(model), out, icfg, site=site, log=typer.echo)
     atomic_write_json(out / "sae_scaling.json", res)
     plot_sae_scaling(res, out / "sae_scaling.png")
     _echo_json(res["fits"])

@@ -162,7 +162,8 @@ def _universality(un: dict[str, Any], out: Path) -> str:
 
 def _circuits(ci: dict[str, Any], out: Path) -> str:
     tc = ci["transcoders"]
-    rows = [[g["slug"], f"`{g['prompt'][-60:]}` → `{g['answer']}`", g["answer_probability"], g["active_features"],
+    rows = [[g["slug"], f"`{(g['prompt'] + g.get('forced', ''))[-60:]}` → `{g['answer']}`", g["answer_probability"],
+             g["active_features"],
              g["nodes_kept"], g["edges_kept"], g["error_share_of_logit"], g["ablation"].get("top_drop"),
              f"{g['ablation'].get('random_drop_mean')} ± {g['ablation'].get('random_drop_std')}"]
             for g in ci["graphs"]]

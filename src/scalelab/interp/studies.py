@@ -22,7 +22,7 @@ import torch
 
 from scalelab.artifacts import atomic_write_json
 from scalelab.config import to_dict
-from scalelab.interp.circuits.run import run_circuits, world_prompts
+from scalelab.interp.circuits.run import CircuitPrompt, run_circuits, world_prompts
 from scalelab.interp.config import InterpConfig
 from scalelab.interp.probes import run_probes
 from scalelab.interp.run import train_sae_on_model
@@ -200,10 +200,10 @@ def circuits_step(ctx: Context, model_dir: Path, texts: Texts) -> dict[str, Any]
     def build(d: Path) -> dict[str, Any]:
         lm = load_lm(model_dir)
         if texts.world:
-            prompts: list[tuple[str, str, str | None]] = list(world_prompts(texts.world, ccfg.prompts))
+            prompts = world_prompts(texts.world, ccfg.prompts)
         else:  # no labels: the model's own next token after an opening of held-out text
             docs = [r["text"] for _, r in zip(range(ccfg.prompts), read_records(texts.val), strict=False)]
-            prompts = [("text", " ".join(doc.split()[:12]), None) for doc in docs]
+            prompts = [CircuitPrompt("text", " ".join(doc.split()[:12]), None) for doc in docs]
         res = run_circuits(lm, texts.train, d, ccfg, prompts, seq_len=icfg.cache.seq_len, log=ctx.log)
         return {"model": str(model_dir), **res}
 
