@@ -155,7 +155,7 @@ def test_gate_user_errors(tmp_path, policy):
     with pytest.raises(GateError, match="weights changed"):
         gate(d, policy)
     other = tmp_path / "other.yaml"
-    other.write_text(DEFAULT.read_text().replace("red: 0.40", "red: 0.45"))
+    other.write_text(DEFAULT.read_text().replace("red: 0.45", "red: 0.50"))
     d2 = assessed(tmp_path, policy, 0.26, "other_policy")
     with pytest.raises(GateError, match="assessed under policy"):
         gate(d2, load_policy(other))

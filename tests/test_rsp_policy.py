@@ -49,10 +49,10 @@ def test_policy_hash_follows_the_file(tmp_path):
     a = tmp_path / "a.yaml"
     a.write_text(DEFAULT.read_text())
     b = tmp_path / "b.yaml"
-    b.write_text(DEFAULT.read_text().replace("red: 0.40", "red: 0.41"))
+    b.write_text(DEFAULT.read_text().replace("red: 0.45", "red: 0.46"))
     pa, pb = load_policy(a, **NAMES), load_policy(b, **NAMES)
     assert pa.sha256 == load_policy("default", **NAMES).sha256
-    assert pa.sha256 != pb.sha256 and pb.threshold("CBRN-3").red == 0.41
+    assert pa.sha256 != pb.sha256 and pb.threshold("CBRN-3").red == 0.46
 
 
 def broken(edit) -> dict:
