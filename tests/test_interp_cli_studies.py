@@ -44,7 +44,13 @@ def _ok(args: list[str], stdin: str | None = None) -> str:
     return res.output
 
 
-def test_probe_universality_circuit_and_scaling_commands(run, tmp_path) -> None:
+def test_probe_universality_circuit_and_scaling_commands(run, tmp_path, monkeypatch) -> None:
+    import scalelab.interp.sae_scaling as sae_scaling
+
+    batches: list[int] = []
+    train_sae = sae_scaling.train_sae
+    monkeypatch.setattr(sae_scaling, "train_sae",
+                        lambda cache, cfg, tcfg: batches.append(tcfg.batch_size) or train_sae(cache, cfg, tcfg))
     m, w, s = str(run["model"]), str(run["world"]), str(run["sae"])
     _ok(["interp", "probe", "--model", m, "--world", w, "--out", str(tmp_path / "p"), *SMALL,
          "--set", "interp.probe.rows=12", "--set", "interp.probe.max_iter=20"])
@@ -69,9 +75,11 @@ def test_probe_universality_circuit_and_scaling_commands(run, tmp_path) -> None:
          "--set", "interp.sae_scaling.width=2", "--set", "interp.sae_scaling.k=8",
          "--set", "interp.sae_scaling.token_scales=[]",
          "--set", "interp.sae_scaling.tokens=1024", "--set", "interp.sae_scaling.cache_tokens=2048",
-         "--set", "interp.sae_scaling.eval_rows=4", "--set", "interp.train.batch_size=256"])
+         "--set", "interp.sae_scaling.eval_rows=4", "--set", "interp.sae_scaling.batch_size=128"])
     ss = json.loads((tmp_path / "s" / "sae_scaling.json").read_text())
     assert ss["fits"]["latents"]["points"] == 2 and {r["k"] for r in ss["runs"]} == {2, 8}
+    # the sweep's small SAEs train at their own batch, not the main SAE's 2048 (5-40 steps would not converge)
+    assert batches == [128] * len(ss["runs"])
 
     # No --prompt, --world or --text: the run's world gives the prompts; the transcoders are reused.
     _ok(["interp", "circuit", "--model", m, "--transcoders", str(tmp_path / "c" / "transcoders"),

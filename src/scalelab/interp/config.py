@@ -134,6 +134,10 @@ class SAEScalingConfig:
     """the tokens sweep: × `tokens` at (width, k)."""
     cache_tokens: int = 40_000
     """activation rows cached once and shared by every SAE (repeated when a run needs more)."""
+    batch_size: int = 256
+    """activations per step of the sweep's SAEs. They see 10k-80k tokens: at the main SAE's batch (2048) that is
+    5-40 steps, too few to converge, and NMSE rose with latents and with k (the reverse of Gao et al.); at 256,
+    39-312 steps (BENCHMARKS "Interpretability II")."""
     eval_rows: int = 24
     """held-out sequences for normalised MSE and dead fraction."""
 
