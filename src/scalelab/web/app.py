@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException
 from scalelab.errors import MissingInput, UserError
 from scalelab.rsp.gate import GateRefused
 from scalelab.web.catalog import RunCatalog
-from scalelab.web.chat import Busy, ChatService, ModelPool
+from scalelab.web.chat import Busy, ChatService, ModelPool, served_plainly
 from scalelab.web.features import FeatureBrowser
 from scalelab.web.ground.answer import GroundedAnswerer
 from scalelab.web.ground.docs import read_documents
@@ -91,13 +91,14 @@ class AppContext:
     templates: Jinja2Templates
 
     def default_ask_model(self) -> str | None:
-        """The model that judges answer sentences: --ask-model, else the last post-training step (a chat model),
-        else the largest rung."""
-        models = self.catalog.models()
+        """The model that judges answer sentences (and chat's first choice): --ask-model, else the last
+        post-training step (a chat model), else the largest rung, among the models the RSP gate serves with
+        safeguards off, so a default never answers with a refusal; an explicit --ask-model is taken as given."""
         if self.settings.ask_model:
             return self.catalog.model(self.settings.ask_model).name
-        post = [m.name for m in models.values() if m.kind == "posttrain"]
-        ladder = [m.name for m in models.values() if m.kind == "ladder"]
+        served = [m for m in self.catalog.models().values() if served_plainly(m.path)]
+        post = [m.name for m in served if m.kind == "posttrain"]
+        ladder = [m.name for m in served if m.kind == "ladder"]
         return (post or ladder or [None])[-1]
 
     def answerer(self) -> GroundedAnswerer:

@@ -19,6 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -26,7 +27,7 @@ from pydantic import BaseModel, Field
 from scalelab.errors import InputError
 from scalelab.interp.steering import steer
 from scalelab.model.lm import LM, load_lm
-from scalelab.rsp.gate import GateRefused, check_serving, serving_filter
+from scalelab.rsp.gate import GateError, GateRefused, check_serving, serving_filter
 from scalelab.web.catalog import RunCatalog
 
 MAX_CHARS = 4000
@@ -96,8 +97,24 @@ class ModelPool:
             yield
 
 
+def served_plainly(path: Path) -> bool:
+    """Whether the gate serves the model with safeguards off (unreadable determinations count as refused)."""
+    try:
+        check_serving(path, False)
+    except (GateRefused, GateError):
+        return False
+    return True
+
+
 def gate_status(catalog: RunCatalog, name: str) -> dict[str, Any]:
-    """May the model be served with safeguards off / on, and why not (the gate's own reasons)."""
+    """May the model be served with safeguards off / on, and why not (the gate's own reasons).
+
+    This is `check_serving`, what `scalelab chat` enforces, so it agrees with `rsp.gate.gate` (`scalelab rsp gate`)
+    on every assessed model: a crossed threshold is refused with safeguards off; with them on it is served
+    exactly when `gate` says ok and an output filter was built (serving needs the filter that `gate` does not
+    check). The determination is read under its own policy. A model never assessed (no `rsp_determination.json`)
+    is served either way, as `scalelab chat` serves it, with the reason "never assessed: nothing to enforce";
+    `scalelab rsp gate` cannot decide for it (a user error, exit 2: run `scalelab rsp assess` first)."""
     path = catalog.model(name).path
     out: dict[str, Any] = {}
     for key, on in (("off", False), ("on", True)):

@@ -1,8 +1,11 @@
 """Grounded answers: ask a question, get the answering sentence with its citation, open the cited passage.
 
-The answer is a sentence of a document (see `ground.answer`), so the model here only *judges* candidates and
-never writes the text shown; that is why the RSP gate, which governs what a model may say, is not applied to it.
-`model: "none"` answers with the lexical baseline alone.
+The answer is a sentence of a document (see `ground.answer`): the model only *judges* candidates and never writes
+the text shown. It is still the model's capability that picks what is shown, so the RSP gate applies to it as to
+chat (`rsp.gate.serving_filter`): a model chat refuses is refused here with the same 403 and reason, and with
+safeguards on the output filter judges the chosen answer (a blocked one is replaced by the filter's refusal and
+loses its citation). The documents themselves stay readable (`/api/search`, `/documents`), as they are with
+`model: "none"`, which answers with the lexical baseline alone and involves no model to gate.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, Field
 
 from scalelab.errors import InputError, MissingInput
+from scalelab.rsp.gate import serving_filter
 from scalelab.web.routes.runs import FILE_HEADERS
 from scalelab.web.security import safe_file
 
@@ -25,6 +29,7 @@ class AskRequest(BaseModel):
     model: str | None = Field(None, max_length=64, description="the judging model (default: the app's; 'none': "
                                                                "lexical only)")
     k: int | None = Field(None, ge=1, le=50, description="passages to retrieve")
+    safeguards: bool = Field(False, description="apply the output filter `scalelab rsp safeguards` built (as chat)")
 
 
 def ask(request: Request, body: AskRequest) -> dict[str, Any]:
@@ -34,26 +39,38 @@ def ask(request: Request, body: AskRequest) -> dict[str, Any]:
         answerer.k = body.k
     name = body.model or ctx.default_ask_model()
     if name in (None, "none"):
-        return {**answerer.answer(body.question).to_dict(), "model": None}
-    lm = ctx.pool.get(ctx.catalog.model(name).name)
+        return {**answerer.answer(body.question).to_dict(), "model": None, "safeguards": False, "filtered": False}
+    entry = ctx.catalog.model(name)
+    output_filter = serving_filter(entry.path, body.safeguards)  # raises GateRefused (403), as chat does
+    lm = ctx.pool.get(entry.name)
     with ctx.pool.turn():
-        return {**answerer.answer(body.question, lm).to_dict(), "model": name}
+        result = {**answerer.answer(body.question, lm).to_dict(), "model": name, "safeguards": body.safeguards,
+                  "filtered": False}
+        if output_filter is not None and result["supported"]:
+            blocked, text = output_filter.check(body.question, result["answer"])
+            if blocked:
+                result.update(answer=text, supported=False, citations=[], filtered=True,
+                              reason="the output filter blocked the answer the model chose")
+    return result
 
 
 @router.get("/ask", response_class=HTMLResponse, include_in_schema=False)
-def ask_page(request: Request, q: str = Query("", max_length=1000), model: str | None = None) -> HTMLResponse:
+def ask_page(request: Request, q: str = Query("", max_length=1000), model: str | None = None,
+             safeguards: bool = False) -> HTMLResponse:
     ctx = request.app.state.ctx
-    result = ask(request, AskRequest(question=q, model=model)) if q.strip() else None
+    result = ask(request, AskRequest(question=q, model=model, safeguards=safeguards)) if q.strip() else None
     return ctx.templates.TemplateResponse(request, "ask.html", {
         "q": q, "result": result, "models": list(ctx.catalog.models()), "model": model or ctx.default_ask_model(),
-        "folder": str(ctx.documents.folder)})
+        "safeguards": safeguards, "folder": str(ctx.documents.folder)})
 
 
 @router.post("/api/ask", tags=["ask"])
 def api_ask(request: Request, body: AskRequest) -> dict[str, Any]:
     """Answer from the documents: `answer` (a sentence of a document, or "The documents do not say."),
-    `supported`, `citations` ([{doc_id, title, passage, start, end, passage_start, passage_end, text}]: the
-    character span is the cited sentence's in the document), the `retrieved` passages and `seconds`."""
+    `supported`, `filtered` (the output filter blocked it; with `safeguards`), `citations` ([{doc_id, title,
+    passage, start, end, passage_start, passage_end, text}]: the character span is the cited sentence's in the
+    document), the `retrieved` passages and `seconds`. Refused (403) with the gate's reason for a model chat
+    refuses."""
     return ask(request, body)
 
 
