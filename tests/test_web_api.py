@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 from urllib.parse import urlparse
 
 import pytest
@@ -16,27 +17,9 @@ from scalelab.errors import InputError
 from scalelab.model.lm import load_lm
 from scalelab.rsp.gate import GateRefused, check_serving
 from scalelab.web.app import ServeSettings, create_app
+from scalelab.web.cli import parse_models
 from scalelab.web.security import check_bind, safe_file
-
-EVIL = "<script>alert('pwned')</script> Zorvath the otter lives in Ambrel."
-
-
-@pytest.fixture(scope="module")
-def docs(tmp_path_factory):
-    d = tmp_path_factory.mktemp("docs")
-    (d / "evil.md").write_text(EVIL)
-    (d / "ok.txt").write_text("Brass lamps are polished weekly.")
-    return d
-
-
-@pytest.fixture(scope="module")
-def client(web_run, docs):
-    return TestClient(create_app(ServeSettings(run=web_run, docs=docs)), base_url="http://127.0.0.1")
-
-
-def chat_body(model: str = "d1", **kw) -> dict:
-    return {"model": model, "messages": [{"role": "user", "content": "Where does Peik live?"}], "temperature": 0,
-            "max_tokens": 12, **kw}
+from web_fixtures import chat_body
 
 
 def test_runs_artifacts_and_lineage(client):
@@ -52,7 +35,7 @@ def test_runs_artifacts_and_lineage(client):
 
 def test_models_carry_the_gates_answer(client, web_run):
     models = {m["name"]: m for m in client.get("/api/models").json()}
-    assert set(models) == {"d1", "sft", "gated"} and models["d1"]["saes"] == ["d1"]
+    assert set(models) == {"d1", "sft", "gated", "guarded"} and models["d1"]["saes"] == ["d1"]
     assert models["d1"]["gate"]["off"]["served"] and not models["gated"]["gate"]["off"]["served"]
 
 
@@ -220,3 +203,71 @@ def test_openapi_documents_the_api(client):
               "/api/models", "/api/trajectories", "/api/evals/{name}"):
         assert p in paths
     assert client.get("/docs").status_code == 200
+
+
+def test_scaling_plots_draw_the_fit_with_its_hold_outs(client, web_run):
+    """fit.json's sweep: the IsoFLOP profiles and the law, each with its hold-out budget, beside the ladder."""
+    fit = json.loads((web_run / "scaling" / "fit.json").read_text())
+    charts = {c["id"]: c for c in client.get("/api/plots").json()}
+    assert set(charts) == {"ladder", "sweep", "isoflop", "law"}
+    held = sorted(r["final_val_loss"] for r in fit["runs"] if r["holdout"])
+    iso = {s["label"]: s for s in charts["isoflop"]["series"]}
+    assert len(iso) == 4 and sorted(p[1] for p in iso["hold-out C=4.00e+14"]["points"]) == pytest.approx(held)
+    law = {s["label"]: s for s in charts["law"]["series"]}
+    assert sorted(p[1] for p in law["hold-out C=4.00e+14 measured"]["points"]) == pytest.approx(held)
+    assert law["hold-out C=4.00e+14 law"]["dash"] and f"E={fit['chinchilla']['E']:.3f}" in charts["law"]["title"]
+    assert sum(s["dash"] for s in charts["sweep"]["series"]) == 4  # the hold-out budget's four runs
+
+
+def test_evals_show_report_verdict_and_inspect_log(client, web_run):
+    assert set(client.get("/api/evals").json()) == {"gated", "guarded"}
+    d = client.get("/api/evals/gated").json()
+    assert d["report"]["crossed"] == ["CBRN-3"] and d["determination"]["asl"] == 3
+    assert not d["gate"]["off"]["served"] and not d["gate"]["on"]["served"]
+    [log] = d["logs"]
+    on_disk = [p.name for p in (web_run / "rsp" / "gated" / "logs").glob("*.eval")]
+    assert [log["file"]] == on_disk and log["status"] == "success" and log["samples"] == 3
+    assert log["task"] == "hazard_mc" and 0.0 <= log["metrics"]["world_answer/mean"] <= 1.0  # the log's header
+    page = client.get("/evals/gated").text
+    assert log["file"] in page and "inspect view --log-dir" in page and "REFUSED" in page
+    assert "CBRN-3" in page.split('class="report"')[1]  # the capability report, rendered
+    assert "Safeguards on: served" in client.get("/evals/guarded").text
+
+
+def test_an_imported_model_is_served(web_run, tmp_path):
+    """`--model NAME=DIR`: a model folder from outside the run is listed and chats (a copy of d1: same replies)."""
+    shutil.copytree(web_run / "models" / "d1" / "final", tmp_path / "mine")
+    models = parse_models([f"mine={tmp_path / 'mine'}"])
+    assert models == {"mine": tmp_path / "mine"}
+    c = TestClient(create_app(ServeSettings(run=web_run, models=models)), base_url="http://127.0.0.1")
+    listed = {m["name"]: m for m in c.get("/api/models").json()}
+    assert listed["mine"]["kind"] == "imported" and listed["mine"]["gate"]["off"]["served"]
+    mine = c.post("/api/chat", json=chat_body("mine")).json()
+    assert mine["model"] == "mine" and mine["reply"] == c.post("/api/chat", json=chat_body("d1")).json()["reply"]
+    with pytest.raises(InputError, match="NAME=FOLDER"):
+        parse_models(["mine"])
+
+
+def test_feature_contexts_with_markup_are_escaped(client):
+    """The feature store holds contexts with a `<script>` in them: the API returns the text, the page escapes it."""
+    for feature in range(64):
+        rec = client.get(f"/api/features/d1/{feature}").json()
+        if any("<script" in "".join(t for t in ex["tokens"]) for ex in rec["examples"]):
+            break
+    else:
+        pytest.fail("no feature context holds the <script> text")
+    main = client.get(f"/features/d1/{feature}").text.split("<main>")[1].split("</main>")[0]
+    assert "<script" not in main and "&lt;" in main
+
+
+def test_run_prints_the_serve_command(tmp_path, monkeypatch):
+    """`scalelab run` ends with the command that browses its run (the pipeline itself stubbed)."""
+    from typer.testing import CliRunner
+
+    import scalelab.pipeline
+    from scalelab.cli import app
+
+    monkeypatch.setattr(scalelab.pipeline, "run_all", lambda cfg, out: {"wall_seconds": 1.0})
+    res = CliRunner().invoke(app, ["run", "--preset", "smoke", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    assert f"browse it: scalelab serve --out {tmp_path / 'r'}" in res.output
