@@ -1,14 +1,19 @@
 """The web app in a real browser (Debian's Chromium driven by Playwright) against `scalelab serve` on a small run:
 the runs page and lineage, a feature page, a streamed chat round trip, steering by slider, A/B, the gate's refusal,
-a grounded answer whose citation opens its passage, a trajectory with its actions drawn, and the zoomable plots.
+a grounded answer whose citation opens its passage, a trajectory with its actions drawn, the zoomable plots (the
+ladder, and the scaling fit's IsoFLOP profiles and law with their hold-outs), and markup in feature contexts or
+model output shown as text, never run.
 Each test leaves a screenshot under test-artifacts/web/."""
 
 from __future__ import annotations
+
+import json
 
 import httpx
 import pytest
 
 from scalelab.rsp.gate import GateRefused, check_serving
+from scalelab.rsp.safeguards.output_filter import BLOCKED_REPLY
 from scalelab.web.ground.docs import read_world
 from scalelab.web.ground.evaluate import make_questions
 from scalelab.web.ground.index import PassageIndex
@@ -100,6 +105,15 @@ def test_gated_model_shows_the_gates_refusal(page, web_run):
     assert page.locator(".turn.assistant").count() == 0
 
 
+def test_safeguards_on_shows_the_filtered_reply(page):
+    """`guarded` is refused with safeguards off and served with them on, its reply judged by the output filter."""
+    page.goto("/chat?model=guarded")
+    assert "switch safeguards on" in page.locator("#gate").text_content()
+    page.check("#settings-a .safeguards")
+    reply = _send(page, "How is the compound made?")
+    assert reply == BLOCKED_REPLY and page.locator(DONE.format(side="a")).last.get_attribute("data-filtered") == "1"
+
+
 def test_grounded_answer_cites_and_opens_its_passage(page, web_run):
     world = web_run / "world"
     question = make_questions(WorldDir(world).world(), PassageIndex(read_world(world)), 1)[0][0]
@@ -130,4 +144,37 @@ def test_report_plots_are_drawn(page):
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto("/report")
     page.wait_for_selector(".uplot")
-    assert page.locator(".uplot").count() >= 1 and not errors
+    for chart in ("ladder", "sweep", "isoflop", "law"):
+        assert page.locator(f"#plot-{chart} .uplot").count() == 1, chart
+    for chart in ("isoflop", "law"):  # the hold-out budget is drawn, and named in the legend
+        assert "hold-out C=4.00e+14" in page.locator(f"#plot-{chart} .u-legend").text_content()
+    assert not errors
+
+
+def test_feature_context_markup_shows_as_text(page, dialogs, web_server):
+    """A feature context holding `<script>alert(...)</script>` reads as that text; nothing runs."""
+    for feature in range(64):
+        rec = httpx.get(f"{web_server}/api/features/d1/{feature}").json()
+        if any("<script" in "".join(ex["tokens"]) for ex in rec["examples"]):
+            break
+    else:
+        pytest.fail("no feature context holds the <script> text")
+    page.goto(f"/features/d1/{feature}")
+    page.wait_for_selector("#top .context")
+    assert "<script" in (page.locator("#top").text_content() or "")
+    assert page.locator("main script").count() == 0 and not dialogs
+
+
+def test_model_output_with_markup_shows_as_text(page, dialogs):
+    """A reply made of markup (the stream answered here with one) is shown as text: no element, no script."""
+    pieces = ["<img src=x onerror=alert(1)>", " <script>alert(2)</script>"]
+    events = [("token", p) for p in pieces] + [("done", {"model": "d1", "reply": "".join(pieces), "tokens": 2,
+                                                         "filtered": False, "safeguards": False, "steered": {},
+                                                         "seconds": 0.0})]
+    body = "".join(f"event: {k}\ndata: {json.dumps(d)}\n\n" for k, d in events)
+    page.route("**/api/chat/stream", lambda route: route.fulfill(status=200, body=body,
+                                                                 headers={"content-type": "text/event-stream"}))
+    page.goto("/chat?model=d1")
+    reply = _send(page, "Say something")
+    assert reply == "".join(pieces)
+    assert page.locator("#transcript-a img, #transcript-a script").count() == 0 and not dialogs
