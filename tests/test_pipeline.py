@@ -114,6 +114,7 @@ def test_rerun_skips_every_stage(smoke_run):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "running" not in proc.stdout
     assert proc.stdout.count("skipped") >= 3 + 2 * 3
+    assert f"browse it: scalelab serve --out {smoke_run}" in proc.stdout  # the last line names the web app
 
 
 def test_runs_lists_registry(smoke_run):
