@@ -146,3 +146,11 @@ def test_ce_recovered_against_a_hand_computation(model, ids) -> None:
     assert perfect["ce_recovered"] == pytest.approx(1.0) and perfect["kl_sae"] == pytest.approx(0.0, abs=1e-6)
     useless = ce_recovered(model, torch.zeros_like, site, [ids])
     assert useless["ce_recovered"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_rows_for_tokens_leave_room_for_dropped_sink_rows() -> None:
+    from scalelab.interp.text import rows_for_tokens
+
+    rows = rows_for_tokens(40_000, 128)
+    assert rows * 127 >= 40_000 * 1.02  # an exact count (315 rows, 40,005 activations) fell short by 7 sink rows
+    assert rows_for_tokens(127, 128, spare=0.0) == 1

@@ -20,7 +20,7 @@ from scalelab.interp.config import InterpConfig
 from scalelab.interp.metrics import ce_recovered, reconstruction_metrics
 from scalelab.interp.saelens import save_sae
 from scalelab.interp.sites import n_layers, parse_site, read_site
-from scalelab.interp.text import batched, pack_rows, read_records
+from scalelab.interp.text import batched, pack_rows, read_records, rows_for_tokens
 from scalelab.interp.train import train_sae
 from scalelab.model.lm import load_lm
 
@@ -33,7 +33,7 @@ def train_sae_on_model(model_dir: Path | str, text: Path | str, out_dir: Path | 
     model, tokenizer = lm.model, lm.tokenizer
     acts = cfg.cache
     site = parse_site(acts.site, n_layers(model))
-    rows_needed = -(-acts.tokens // (acts.seq_len - 1)) + cfg.eval_rows
+    rows_needed = rows_for_tokens(acts.tokens, acts.seq_len) + cfg.eval_rows
     ids, _ = pack_rows(tokenizer, read_records(text), acts.seq_len, rows_needed)
     if len(ids) <= cfg.eval_rows:
         raise InputError(f"{text} gave only {len(ids)} rows of {acts.seq_len} tokens; need more than "

@@ -27,7 +27,7 @@ from scalelab.interp.config import InterpConfig
 from scalelab.interp.metrics import reconstruction_metrics
 from scalelab.interp.sae import SAEConfig
 from scalelab.interp.sites import n_layers, parse_site, read_site
-from scalelab.interp.text import batched, pack_rows, read_records
+from scalelab.interp.text import batched, pack_rows, read_records, rows_for_tokens
 from scalelab.interp.train import TrainSAEConfig, train_sae
 from scalelab.model.lm import LM
 
@@ -75,7 +75,8 @@ def run_sae_scaling(lm: LM, text: Path | str, out_dir: Path | str, icfg: InterpC
     out = Path(out_dir)
     parsed = parse_site(site or icfg.cache.site, n_layers(lm.model))
     seq_len = icfg.cache.seq_len
-    ids, _ = pack_rows(lm.tokenizer, read_records(text), seq_len, -(-c.cache_tokens // (seq_len - 1)) + c.eval_rows)
+    n_rows = rows_for_tokens(c.cache_tokens, seq_len) + c.eval_rows
+    ids, _ = pack_rows(lm.tokenizer, read_records(text), seq_len, n_rows)
     eval_ids, train_ids = ids[:c.eval_rows], ids[c.eval_rows:]
     cache = ActivationCache.build(lm.model, parsed, batched(train_ids, 16), out / "cache",
                                   min(c.cache_tokens, len(train_ids) * (seq_len - 1)), icfg.cache.dtype,

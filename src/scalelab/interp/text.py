@@ -80,6 +80,13 @@ def _strip_leading_space(offsets: list[tuple[int, int]], text: str) -> list[tupl
     return out
 
 
+def rows_for_tokens(tokens: int, seq_len: int, spare: float = 0.02) -> int:
+    """Rows of `seq_len` tokens that give `tokens` activation rows (position 0 of each row is not cached), with
+    `spare` more for the attention-sink rows the cache drops (`cache.massive_rows`: 7 of 40,005 on SmolLM2's
+    layer 15, enough to leave the cache short of an exact count)."""
+    return -(-int(tokens * (1 + spare)) // (seq_len - 1))
+
+
 def pack_rows(tokenizer: Any, records: Iterable[dict[str, Any]], seq_len: int, n_rows: int,
               concepts: list[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(ids, labels), each (n_rows, seq_len) int64; fewer rows if the records run out."""
