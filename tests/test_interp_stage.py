@@ -40,11 +40,8 @@ def run_dir(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def interp_section(run_dir: Path) -> dict:
-    from scalelab.interp.stage import run_interp
-    from scalelab.stage import Context
-
+def _stage_cfg():
+    """The smoke preset shrunk to the miniature run: every study, each in a second or so."""
     cfg = preset("smoke")
     cfg.ladder = [2]
     cfg.train.progress = False
@@ -59,7 +56,15 @@ def interp_section(run_dir: Path) -> dict:
     cfg.interp.circuits.tokens, cfg.interp.circuits.random_trials, cfg.interp.circuits.max_feature_nodes = 2048, 4, 64
     cfg.interp.steering.prompts, cfg.interp.steering.eval_items, cfg.interp.steering.scales = 3, 4, [0.0, 10.0]
     cfg.interp.steering.new_tokens = 8
-    ctx = Context.standalone(cfg, run_dir, log=lambda s: None)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def interp_section(run_dir: Path) -> dict:
+    from scalelab.interp.stage import run_interp
+    from scalelab.stage import Context
+
+    ctx = Context.standalone(_stage_cfg(), run_dir, log=lambda s: None)
     return run_interp(ctx, {})
 
 
@@ -94,12 +99,29 @@ def test_stage_runs_every_study(run_dir, interp_section) -> None:
     for g in graphs:
         assert g["direct_effects_sum"] == pytest.approx(g["answer_logit"], abs=1e-3)  # completeness
         assert Path(g["graph_json"]).is_file() and "top_drop" in g["ablation"]
+        # the traced token is the answer's deciding one: content, never the bare space answers begin with
+        assert g["answer"].strip() and (g["forced"] + g["answer"]).strip()
+        assert g["full_answer"].startswith(g["forced"] + g["answer"])
     st = it["steering"]
     assert st["concepts"] and set(next(iter(st["concepts"].values()))["scales"]) == {"0", "10"}
     assert {"clean", "ablated", "random_ablated"} <= set(st["hazard"])
     ss = it["sae_scaling"]
     assert {r["d_sae"] for r in ss["runs"]} == {64, 128} and ss["fits"]["k"]["points"] == 2
     assert it["interp_seconds"] > 0
+
+
+def test_a_rerun_skips_every_step_and_keeps_the_measured_stage_time(run_dir, interp_section) -> None:
+    from scalelab.interp.stage import run_interp
+    from scalelab.stage import STAGE_SECONDS, Context
+
+    logs: list[str] = []
+    ctx = Context.standalone(_stage_cfg(), run_dir, log=logs.append)
+    again = run_interp(ctx, {})
+    assert ctx.built == 0 and not any("running" in line for line in logs)
+    # the skipping took a moment; the section still reports the time the work took, as recorded then
+    assert again["interp_seconds"] == interp_section["interp_seconds"]
+    assert json.loads((run_dir / STAGE_SECONDS).read_text())["interp"] == interp_section["interp_seconds"]
+    assert again["circuits"] == interp_section["circuits"]
 
 
 def test_report_section_renders(tmp_path, interp_section) -> None:

@@ -9,12 +9,17 @@ Inside a stage, every artifact is made through `Context.step`: before building i
 output folder already holds a finished artifact with the same config hash and parents (`artifacts.is_done`);
 if so it is skipped and its recorded result returned, so a rerun after a kill resumes where it stopped. Every
 step is recorded in the registry with what it consumed and produced.
+
+A stage that reports its own wall time measures it with `Context.timed`: a rerun that skips every step would
+otherwise report the second or two the skipping took in place of the time the work took.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,18 @@ from scalelab.registry import Registry
 
 Summary = dict[str, Any]
 
+STAGE_SECONDS = "stage_seconds.json"
+"""in the run folder: each timed stage's wall time when it last did work (see `Context.timed`)."""
+
+
+@dataclass
+class StageClock:
+    """A timed stage's seconds, set when its `Context.timed` block ends; `resumed` when every step was skipped
+    and the seconds are the ones recorded when the work was done."""
+
+    seconds: float = 0.0
+    resumed: bool = False
+
 
 @dataclass
 class Context:
@@ -36,6 +53,8 @@ class Context:
     registry: Registry
     log: Callable[[str], None] = print
     results: dict[str, Any] = field(default_factory=dict)
+    built: int = 0
+    """steps built (not skipped as done) by this context so far."""
 
     @property
     def progress(self) -> bool:
@@ -70,8 +89,25 @@ class Context:
             result = {**result, "stage_seconds": round(time.perf_counter() - t0, 2)}
             artifacts.write_meta(out_dir, kind, cfg_json, chash, parent_strs, result=result)
             self.registry.record_artifact(run_id, kind, out_dir, config_hash=chash, parents=parent_strs)
+        self.built += 1
         self.log(f"[{name}] done in {result['stage_seconds']:.1f}s")
         return result
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[StageClock]:
+        """Time a stage's block truthfully across resumes. When a step inside it is built, the measured wall time
+        is the stage's and is recorded in OUT/stage_seconds.json; when every step is skipped as done, the block
+        did no work and the clock reads the recorded time instead (or, with none recorded, what it measured,
+        which is then not recorded). A stage resumed midway counts only what it ran this time."""
+        clock, built, t0 = StageClock(), self.built, time.perf_counter()
+        yield clock
+        clock.seconds = round(time.perf_counter() - t0, 2)
+        path = self.layout.root / STAGE_SECONDS
+        recorded = json.loads(path.read_text("utf-8")) if path.is_file() else {}
+        if self.built > built:
+            artifacts.atomic_write_json(path, {**recorded, stage: clock.seconds})
+        elif stage in recorded:
+            clock.seconds, clock.resumed = float(recorded[stage]), True
 
     @classmethod
     def standalone(cls, cfg: Any, out: Path, log: Callable[[str], None] = print) -> Context:

@@ -13,7 +13,6 @@ SAE scaling laws. On a real corpus (`corpus` other than the world) it samples th
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -95,35 +94,35 @@ def run_interp(ctx: Context, summary: Summary) -> dict[str, Any] | None:
     if not ctx.cfg.ladder:
         ctx.log("[interp] skipped: needs a ladder")
         return None
-    t0 = time.perf_counter()
-    icfg = ctx.cfg.interp
-    name = rung_name(max(ctx.cfg.ladder))
-    model_dir = ctx.layout.model(name)
-    texts = texts_for(ctx)
-    seed_run = start_second_seed(ctx)
-    threads = torch.get_num_threads()
-    if seed_run is not None:  # one core trains the second seed, this process keeps the other
-        torch.set_num_threads(1)
-    try:
-        out = dict(sae_step(ctx, name, model_dir, texts))
-        sae_dir = Path(out["sae_dir"])
-        if icfg.superposition.enabled:
-            out["superposition"] = superposition_step(ctx)
-        if icfg.probe.enabled and texts.world:
-            out["probes"] = probes_step(ctx, model_dir, texts)
-        if seed_run is not None:
-            seed_run.result()
-    finally:
-        torch.set_num_threads(threads)
-    if icfg.universality.enabled:
-        out["universality"] = universality_step(ctx, sae_dir, model_dir, texts)
-    if icfg.circuits.enabled:
-        out["circuits"] = circuits_step(ctx, model_dir, texts)
-    if icfg.steering.enabled and texts.world:
-        out["steering"] = steering_step(ctx, model_dir, sae_dir, texts.world)
-    if icfg.sae_scaling.enabled:
-        out["sae_scaling"] = sae_scaling_step(ctx, model_dir, texts)
-    out["interp_seconds"] = round(time.perf_counter() - t0, 2)
+    with ctx.timed("interp") as clock:
+        icfg = ctx.cfg.interp
+        name = rung_name(max(ctx.cfg.ladder))
+        model_dir = ctx.layout.model(name)
+        texts = texts_for(ctx)
+        seed_run = start_second_seed(ctx)
+        threads = torch.get_num_threads()
+        if seed_run is not None:  # one core trains the second seed, this process keeps the other
+            torch.set_num_threads(1)
+        try:
+            out = dict(sae_step(ctx, name, model_dir, texts))
+            sae_dir = Path(out["sae_dir"])
+            if icfg.superposition.enabled:
+                out["superposition"] = superposition_step(ctx)
+            if icfg.probe.enabled and texts.world:
+                out["probes"] = probes_step(ctx, model_dir, texts)
+            if seed_run is not None:
+                seed_run.result()
+        finally:
+            torch.set_num_threads(threads)
+        if icfg.universality.enabled:
+            out["universality"] = universality_step(ctx, sae_dir, model_dir, texts)
+        if icfg.circuits.enabled:
+            out["circuits"] = circuits_step(ctx, model_dir, texts)
+        if icfg.steering.enabled and texts.world:
+            out["steering"] = steering_step(ctx, model_dir, sae_dir, texts.world)
+        if icfg.sae_scaling.enabled:
+            out["sae_scaling"] = sae_scaling_step(ctx, model_dir, texts)
+    out["interp_seconds"] = clock.seconds  # on a rerun that skipped everything: the time the work took
     return out
 
 
