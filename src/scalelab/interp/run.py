@@ -53,7 +53,8 @@ def train_sae_on_model(model_dir: Path | str, text: Path | str, out_dir: Path | 
     summary = {"model": str(model_dir), "site": site.name, "arch": sae_cfg.arch, "d_in": cache.d_in,
                "d_sae": sae_cfg.d_sae, "k": sae_cfg.k, "train_tokens": res.rows, "cache_tokens": n_cache,
                "cache_seconds": round(cache_seconds, 2), "train_seconds": round(res.seconds, 2),
-               "activations_per_second": round(res.rows_per_second), "eval": metrics,
+               "activations_per_second": round(res.rows_per_second), "dtype": res.precision.dtype,
+               "precision": res.precision.to_json(), "eval": metrics,
                "eval_positions": ">= 1 of each row (BOS / position 0 excluded)", "history": res.history}
     save_sae(res.sae, out, metadata={"model_name": str(model_dir), "site": site.name, "context_size": acts.seq_len,
                                      "prepend_bos": tokenizer.bos_token_id is not None,

@@ -90,10 +90,11 @@ def run_sae_scaling(lm: LM, text: Path | str, out_dir: Path | str, icfg: InterpC
         sae_cfg = SAEConfig(arch="topk", d_in=cache.d_in, d_sae=r["d_sae"], k=r["k"],
                             dead_tokens=icfg.sae.dead_tokens)
         res = train_sae(cache, sae_cfg, TrainSAEConfig(tokens=r["tokens"], batch_size=c.batch_size,
-                                                       progress=False, lazy_adam=icfg.train.lazy_adam))
+                                                       progress=False, lazy_adam=icfg.train.lazy_adam,
+                                                       dtype=icfg.train.dtype))
         m = reconstruction_metrics(res.sae, eval_acts)
         runs.append({**r, "nmse": round(m["fvu"], 5), "dead_frac": round(m["dead_frac"], 4), "l0": round(m["l0"], 2),
-                     "seconds": round(res.seconds, 2)})
+                     "seconds": round(res.seconds, 2), "dtype": res.precision.dtype})
         if log:
             log(f"[sae-scaling] n={r['d_sae']} k={r['k']} tokens={r['tokens']}: NMSE {m['fvu']:.4f}, "
                 f"dead {m['dead_frac']:.1%}")

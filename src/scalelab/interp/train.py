@@ -6,6 +6,13 @@ SmolLM2 at a fixed budget of 163,840 activations every LR trades reconstruction 
 held-out text (plain Adam: FVU 0.101 / 0.7% dead at 2e-3, 0.085 / 10.6% at 3e-3); lazy steps move that frontier
 (0.094 / 0.8% at 2.35e-3), and this point is the lowest FVU that keeps dead latents under 1%.
 
+Precision (`dtype`): auto runs the forward pass under bf16 autocast where this host's bf16 products of the
+SAE's shapes (encoder and decoder at the batch size) are faster by `model.precision.MARGIN`, measured once per
+host and shape set (`choose_precision`); fp32 otherwise. Only the forward's dense products drop to bf16: the
+TopK selection picks latents from bf16 pre-activations but their values are recomputed in fp32
+(`sparse_topk`), and the loss reduction, the backward's sparse products, the decoder renormalisation and the
+Adam state stay fp32 (BENCHMARKS.md, "Precision by measurement", has the parity measured).
+
 The loop is deliberately small: the SAE's own `training_step_loss` knows its architecture's loss, and
 `after_step` its bookkeeping (resampling, thresholds); the loop only streams batches from the cache
 (re-reading it when the token budget exceeds one pass), keeps the decoder unit-norm, logs and times.
@@ -24,6 +31,7 @@ from tqdm import tqdm
 from scalelab.errors import InputError
 from scalelab.interp.cache import ActivationCache, check_finite
 from scalelab.interp.sae import SAE, SAEConfig, make_sae
+from scalelab.model.precision import FP32, Precision, choose_precision, sae_shapes
 
 LR_AT_16K_LATENTS = 2.35e-3 * (9216 / 2**14) ** 0.5  # 1.76e-3
 
@@ -52,6 +60,9 @@ class TrainSAEConfig:
     """fractions of the run at which latents silent since the previous resampling restart on badly reconstructed
     inputs (SAE.resample, at the live encoder scale) with fresh Adam moments; () = never."""
     adam_betas: tuple[float, float] = (0.9, 0.999)
+    dtype: str = "auto"
+    """auto | fp32 | bf16: the forward pass's precision (auto: bf16 autocast where this host measured it faster
+    on the SAE's shapes; the module docstring says what stays fp32)."""
     log_every: int = 25
     seed: int = 0
     threads: int = 0
@@ -66,6 +77,7 @@ class TrainResult:
     seconds: float = 0.0
     rows: int = 0
     resampled: list[int] = field(default_factory=list)  # latents restarted at each resampling
+    precision: Precision = FP32  # what the forward passes ran in, and why
 
     @property
     def rows_per_second(self) -> float:
@@ -171,17 +183,22 @@ def train_sae(source: ActivationCache | torch.Tensor, sae_cfg: SAEConfig, cfg: T
     # one CPU thread, where the unfused Adam was the largest cost after the encoder matmul (BENCHMARKS.md).
     opt = torch.optim.Adam(sae.parameters(), lr=lr, betas=cfg.adam_betas, fused=True)
     n_steps = max(1, cfg.tokens // cfg.batch_size)
-    result = TrainResult(sae)
+    device = sae.W_dec.device
+    precision = choose_precision(cfg.dtype, device, sae_shapes(sae_cfg.d_in, sae_cfg.d_sae, cfg.batch_size))
+    result = TrainResult(sae, precision=precision)
     batches = _batches(source, cfg.batch_size, cfg.seed)
     sae.train()
     bar = tqdm(range(n_steps), desc=f"SAE {sae_cfg.arch}", unit="step", disable=not cfg.progress)
+    if cfg.progress:
+        bar.write(f"SAE {sae_cfg.arch} {sae_cfg.d_in}x{sae_cfg.d_sae}: precision {precision.describe()}")
     resample_steps = sorted({max(1, round(f * n_steps)) for f in cfg.resample_at})
     t0 = time.perf_counter()
     for step in bar:
         x = next(batches)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, n_steps, lr, cfg)
-        loss, parts = sae.training_step_loss(x)
+        with precision.context(device):
+            loss, parts = sae.training_step_loss(x)
         if not torch.isfinite(loss):
             raise InputError(f"SAE loss became {float(loss)} at step {step}; lower the learning rate "
                              f"(lr={lr}) or check the activations for outliers")
@@ -206,7 +223,7 @@ def train_sae(source: ActivationCache | torch.Tensor, sae_cfg: SAEConfig, cfg: T
                                    "dead_frac": float(sae.dead_mask.float().mean()),
                                    **{k: float(v.detach()) for k, v in parts.items()}}
             result.history.append(row)
-            bar.set_postfix(fvu=f"{fvu:.3f}", l0=f"{row['l0']:.1f}")
+            bar.set_postfix(fvu=f"{fvu:.3f}", l0=f"{row['l0']:.1f}", dtype=precision.dtype)
     result.seconds = time.perf_counter() - t0
     torch.set_flush_denormal(False)
     result.rows = n_steps * cfg.batch_size

@@ -18,11 +18,13 @@ import os
 import platform
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from scalelab.artifacts import atomic_write_text
 from scalelab.errors import InputError
@@ -31,6 +33,11 @@ MARGIN = 1.2  # bf16 must beat fp32 by this factor to be chosen
 Shape = tuple[int, int, int]  # (m, k, n) of an (m, k) @ (k, n) product
 Measure = Callable[[Sequence[Shape]], dict[str, float]]
 PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def autocast_context(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager[Any]:
+    """bf16 (or other) autocast on `device`, or nothing for plain fp32."""
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,10 @@ class Precision:
         """The autocast dtype, or None for plain fp32."""
         return torch.bfloat16 if self.dtype == "bf16" else None
 
+    def context(self, device: torch.device) -> AbstractContextManager[Any]:
+        """The autocast region this precision runs its forward passes in (nothing for fp32)."""
+        return autocast_context(device, self.autocast)
+
     def describe(self) -> str:
         if not self.rates:
             return f"{self.dtype} ({self.reason})"
@@ -56,10 +67,27 @@ class Precision:
         return asdict(self)
 
 
+FP32 = Precision("fp32", "forced")  # what a model or SAE runs in until a precision is chosen for it
+
+
 def matmul_shapes(d_model: int, d_ff: int, vocab_size: int, rows: int) -> list[Shape]:
     """The products one step of a Llama block stack runs at `rows` tokens: attention projections, the SwiGLU
     MLP and the unembedding (their forward shapes; the backward reuses the same sizes)."""
     return [(rows, d_model, d_model), (rows, d_model, 2 * d_ff), (rows, d_ff, d_model), (rows, d_model, vocab_size)]
+
+
+def sae_shapes(d_in: int, d_sae: int, rows: int) -> list[Shape]:
+    """The products of one SAE step at `rows` activations: the encoder (d_in → d_sae) and the decoder back."""
+    return [(rows, d_in, d_sae), (rows, d_sae, d_in)]
+
+
+def model_shapes(model: nn.Module, rows: int) -> list[Shape]:
+    """`matmul_shapes` of a loaded model (scalelab's `Llama` or a HF causal LM) at `rows` tokens per forward."""
+    cfg = getattr(model, "cfg", None)
+    if cfg is not None and hasattr(cfg, "d_ff"):
+        return matmul_shapes(cfg.d_model, cfg.d_ff, cfg.vocab_size, rows)
+    hf = model.config  # type: ignore[union-attr]
+    return matmul_shapes(int(hf.hidden_size), int(hf.intermediate_size), int(hf.vocab_size), rows)
 
 
 def matmul_rates(shapes: Sequence[Shape], reps: int = 7) -> dict[str, float]:

@@ -9,7 +9,6 @@ scale as the hard term's as T changes. It wraps the model's forward, so `pretrai
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,10 +17,8 @@ import torch.nn.functional as F
 
 from scalelab.errors import InputError
 
-
-def autocast_context(device: torch.device, dtype: torch.dtype | None):
-    """bf16 (or other) autocast on `device`, or nothing for plain fp32."""
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
+# The autocast helper lives with the precision choice (SAE training, caching and evals share it); re-exported here.
+from scalelab.model.precision import autocast_context as autocast_context
 
 
 def forward_backward(forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], params: Sequence[torch.Tensor],

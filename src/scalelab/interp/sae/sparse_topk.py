@@ -64,28 +64,46 @@ def grouped_topk(pre: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]
     return vals, gi.gather(1, j % k) + (j // k) * g
 
 
+def _exact_values(xc: torch.Tensor, w_enc: torch.Tensor, b_enc: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """The fp32 pre-activations of the latents `idx` (batch, k): k dot products per row, a k/d_sae fraction of
+    the dense product's work."""
+    return torch.bmm(w_enc.t()[idx], xc.unsqueeze(-1)).squeeze(-1) + b_enc[idx]
+
+
 class _TopKEncode(torch.autograd.Function):
+    """Under bf16 autocast only the dense product runs in bf16, and only to choose the latents: the chosen
+    (main and AuxK) values are recomputed in fp32 (`_exact_values`), and the backward, which reads the fp32
+    inputs, is fp32 throughout. A near-tie between latents may resolve differently; no value carries bf16's
+    rounding into the loss or the gradients."""
+
     @staticmethod
     def forward(ctx, x: torch.Tensor, w_enc: torch.Tensor, b_enc: torch.Tensor, b_dec: torch.Tensor,  # type: ignore[override]
                 k: int, aux_k: int, aux_candidates: torch.Tensor | None, workspace: torch.Tensor | None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        xc = x - b_dec
-        shape = (len(xc), w_enc.shape[1])
-        if workspace is not None and workspace.shape == shape and workspace.dtype == xc.dtype:
-            pre = torch.mm(xc, w_enc, out=workspace).add_(b_enc)
-        else:
-            pre = torch.addmm(b_enc, xc, w_enc)
-        vals, idx = grouped_topk(pre, k)
-        out = vals.relu()
-        aux_out = out.new_zeros(len(x), 0)
-        aux_idx = idx.new_zeros(len(x), 0)
-        if aux_k and aux_candidates is not None:
-            # Dead: a candidate (silent long enough before this batch) that did not fire in this batch either.
-            fired = torch.zeros_like(aux_candidates).index_fill_(0, idx[out > 0], True)
-            dead = (aux_candidates & ~fired).nonzero().squeeze(-1)
-            if len(dead):
-                a_vals, a_pos = pre.index_select(1, dead).topk(min(aux_k, len(dead)), dim=-1, sorted=False)
-                aux_out, aux_idx = a_vals.relu(), dead[a_pos]
+        dev = x.device.type
+        amp = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else None
+        with torch.autocast(dev, enabled=False):  # the products below choose their own precision
+            xc = x - b_dec
+            shape = (len(xc), w_enc.shape[1])
+            a, w = (xc.to(amp), w_enc.to(amp)) if amp is not None else (xc, w_enc)
+            if workspace is not None and workspace.shape == shape and workspace.dtype == a.dtype:
+                pre = torch.mm(a, w, out=workspace).add_(b_enc)
+            else:
+                pre = torch.addmm(b_enc.to(a.dtype), a, w)
+            vals, idx = grouped_topk(pre, k)
+            if amp is not None:
+                vals = _exact_values(xc, w_enc, b_enc, idx)
+            out = vals.relu()
+            aux_out = out.new_zeros(len(x), 0)
+            aux_idx = idx.new_zeros(len(x), 0)
+            if aux_k and aux_candidates is not None:
+                # Dead: a candidate (silent long enough before this batch) that did not fire in this batch either.
+                fired = torch.zeros_like(aux_candidates).index_fill_(0, idx[out > 0], True)
+                dead = (aux_candidates & ~fired).nonzero().squeeze(-1)
+                if len(dead):
+                    a_vals, a_pos = pre.index_select(1, dead).topk(min(aux_k, len(dead)), dim=-1, sorted=False)
+                    aux_idx = dead[a_pos]
+                    aux_out = (_exact_values(xc, w_enc, b_enc, aux_idx) if amp is not None else a_vals).relu()
         ctx.save_for_backward(xc, w_enc, torch.cat([idx, aux_idx], 1), torch.cat([out, aux_out], 1) > 0)
         ctx.k = k
         ctx.mark_non_differentiable(idx, aux_idx)
@@ -111,8 +129,9 @@ def topk_encode(x: torch.Tensor, w_enc: torch.Tensor, b_enc: torch.Tensor, b_dec
     """(values, indices) of the ReLU'd top-k pre-activations, each (batch, k), then the same for the top
     `aux_k` among `aux_candidates` that did not fire in this batch (each (batch, ≤ aux_k); empty if none).
 
-    `workspace`, a (batch, d_sae) tensor the caller keeps between steps, receives the pre-activations
-    (nothing reads it after this call returns); without one, a fresh tensor is allocated."""
+    `workspace`, a (batch, d_sae) tensor the caller keeps between steps (in the autocast dtype under autocast),
+    receives the pre-activations (nothing reads it after this call returns); without one, a fresh tensor is
+    allocated."""
     return _TopKEncode.apply(x, w_enc, b_enc, b_dec, k, aux_k, aux_candidates, workspace)
 
 

@@ -34,8 +34,10 @@ class TopKSAE(SAE):
         candidates = self.steps_since_fired + x.shape[0] >= self.cfg.dead_tokens
         aux_k = (self.cfg.aux_k or self.cfg.d_in // 2) if self.cfg.aux_coeff > 0 else 0
         shape = (x.shape[0], self.cfg.d_sae)
-        if self._workspace is None or self._workspace.shape != shape or self._workspace.dtype != x.dtype:
-            self._workspace = x.new_empty(shape)
+        dev = x.device.type
+        pre_dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype  # see sparse_topk
+        if self._workspace is None or self._workspace.shape != shape or self._workspace.dtype != pre_dtype:
+            self._workspace = x.new_empty(shape, dtype=pre_dtype)
         vals, idx, a_vals, a_idx = topk_encode(x, self.W_enc, self.b_enc, self.b_dec, k, aux_k, candidates,
                                                self._workspace)
         recon = topk_decode(vals, idx, self.W_dec, tangent=True) + self.b_dec
