@@ -29,6 +29,7 @@ from scalelab.web.catalog import RunCatalog
 from scalelab.web.chat import Busy, ChatService, ModelPool, served_plainly
 from scalelab.web.features import FeatureBrowser
 from scalelab.web.ground.answer import GroundedAnswerer
+from scalelab.web.ground.dense import Embedder, load_embedder
 from scalelab.web.ground.docs import read_documents
 from scalelab.web.ground.index import PassageIndex
 from scalelab.web.security import Guard, check_bind
@@ -47,15 +48,18 @@ class ServeSettings:
     models: dict[str, Path] = field(default_factory=dict)  # imported models by name
     trajectories: list[Path] = field(default_factory=list)
     ask_model: str | None = None  # the model judging answer sentences (default: see AppContext.default_ask_model)
+    embedder: str | None = None  # an encoder folder (or hub name): dense retrieval fused with BM25; None: BM25 alone
     k: int = 5
     max_body: int = 64 * 1024
 
 
 class DocumentIndex:
-    """The document folder's passage index, built in the background at start (a large world takes seconds)."""
+    """The document folder's passage index, built in the background at start (a large world takes seconds; its
+    embeddings, with an embedder, take longer)."""
 
-    def __init__(self, folder: Path | None) -> None:
+    def __init__(self, folder: Path | None, embedder: Embedder | None = None) -> None:
         self.folder = folder
+        self.embedder = embedder
         self._ready = threading.Event()
         self._index: PassageIndex | None = None
         self._error: Exception | None = None
@@ -65,7 +69,7 @@ class DocumentIndex:
         try:
             if self.folder is None:
                 raise MissingInput("no document folder: the run has no world; pass --docs FOLDER")
-            self._index = PassageIndex(read_documents(self.folder))
+            self._index = PassageIndex(read_documents(self.folder), embedder=self.embedder)
         except Exception as err:  # kept and re-raised to every request that needs the index
             self._error = err
         finally:
@@ -78,6 +82,11 @@ class DocumentIndex:
         if self._index is None:
             raise MissingInput("the document index is still being built; retry in a few seconds")
         return self._index
+
+    @property
+    def retriever(self) -> str:
+        """How passages are found, in words for the ask page."""
+        return "BM25" if self.embedder is None else f"BM25 fused with {self.embedder.name}'s embeddings"
 
 
 @dataclass
@@ -171,10 +180,11 @@ def create_app(settings: ServeSettings) -> Any:
     catalog = RunCatalog(settings.run, settings.models, settings.trajectories)
     docs = settings.docs if settings.docs is not None else (catalog.layout.world
                                                             if catalog.layout.world.is_dir() else None)
+    embedder = load_embedder(settings.embedder) if settings.embedder else None  # a bad one fails here, at start
     pool = ModelPool(catalog)
     templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescapes every {{ value }}
     ctx = AppContext(settings, catalog, pool, ChatService(catalog, pool), FeatureBrowser(catalog),
-                     DocumentIndex(docs), templates)
+                     DocumentIndex(docs, embedder), templates)
     app = FastAPI(title="scalelab", version="0.1.0",
                   description="Runs, features, chat behind the RSP gate, grounded answers, evals and trajectories "
                               "of one scalelab run.")

@@ -36,18 +36,21 @@ def serve(out: Annotated[Path, typer.Option("--out", "-o", help="the run folder 
               "--trajectories", help="a `scalelab computer run --out` folder to show (repeatable)")] = None,
           ask_model: Annotated[str | None, typer.Option(
               "--ask-model", help="model that judges grounded answers (default: the last post-training step)")]
-          = None) -> None:
+          = None,
+          embedder: Annotated[str | None, typer.Option(
+              "--embedder", help="encoder folder (save_pretrained layout, e.g. a downloaded all-MiniLM-L6-v2) or hub "
+                                 "name: dense retrieval fused with BM25 (default: BM25 alone)")] = None) -> None:
     """Serve the web app: runs and lineage, report and plots, features, chat (steering, RSP gate), grounded
     answers, evals and trajectories, and the JSON API (/docs)."""
     try:
-        _serve(out, docs, host, port, model or [], trajectories or [], ask_model)
+        _serve(out, docs, host, port, model or [], trajectories or [], ask_model, embedder)
     except UserError as err:  # as every scalelab command: one line, exit 2
         typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
 
 
 def _serve(out: Path, docs: Path | None, host: str, port: int, models: list[str], trajectories: list[Path],
-           ask_model: str | None) -> None:
+           ask_model: str | None, embedder: str | None) -> None:
     try:  # the web extra, loaded only when serving
         import uvicorn
 
@@ -59,7 +62,8 @@ def _serve(out: Path, docs: Path | None, host: str, port: int, models: list[str]
 
     torch.set_num_threads(1)  # small models: one thread answers as fast, and leaves the other core to the server
     settings = ServeSettings(run=out, docs=docs, host=host, port=port, token=os.environ.get(TOKEN_ENV) or None,
-                             models=parse_models(models), trajectories=list(trajectories), ask_model=ask_model)
+                             models=parse_models(models), trajectories=list(trajectories), ask_model=ask_model,
+                             embedder=embedder)
     app = create_app(settings)
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     typer.echo(f"scalelab serve: http://{shown}:{port}/  (API docs: /docs)"

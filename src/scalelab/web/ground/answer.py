@@ -13,7 +13,7 @@ question is about (its names and its rarest term), and each is ranked by
    Y."), which PMI reads even when the words differ.
 
 The answer is the best sentence, verbatim, with its citation (document, passage, character span), so it can only
-say what a document says. Without a model, ties keep BM25's passage order.
+say what a document says. Without a model, ties keep the retriever's passage order.
 
 A question is *not supported* — and the answer says so — when a name in it (a capitalised word after the first)
 never occurs in the documents, when no retrieved sentence mentions its rarest term, or when the best sentence
@@ -57,6 +57,7 @@ class Answer:
     scorer: str
     retrieved: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    retriever: str = "bm25"  # what ranked `retrieved` (PassageIndex.retriever)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,7 +128,8 @@ class GroundedAnswerer:
         scorer = "term overlap, then model PMI" if lm is not None else "term overlap, then BM25 order"
 
         def result(text: str, supported: bool, reason: str, cites: list[Citation]) -> Answer:
-            return Answer(question, text, supported, cites, reason, scorer, retrieved, time.perf_counter() - t0)
+            return Answer(question, text, supported, cites, reason, scorer, retrieved, time.perf_counter() - t0,
+                          self.index.retriever)
 
         key, why_not = self._subject(question)
         if why_not:

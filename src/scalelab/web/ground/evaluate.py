@@ -11,7 +11,8 @@ three groups:
 Per system (closed book: the model's own greedy chat reply; retrieval with the model judging sentences;
 retrieval with the lexical baseline) it reports answer accuracy (the gold value appears in the answer as a
 whole phrase), citation precision (the cited sentence states the gold fact), abstention rates, retrieval
-recall@k (a stating sentence is inside the top-k passages) and per-question latency.
+recall@k (a stating sentence is inside the top-k passages; with an embedder, for BM25, dense and their fusion) and
+per-question latency.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 from scalelab.model.lm import LM
 from scalelab.web.ground.answer import GroundedAnswerer
 from scalelab.web.ground.docs import Document, sentence_spans
-from scalelab.web.ground.index import PassageIndex
+from scalelab.web.ground.index import Hit, PassageIndex
 from scalelab.world.entities import World
 from scalelab.world.templates import FACT_QUESTIONS
 
@@ -110,12 +111,12 @@ def evaluate(index: PassageIndex, world: World, lm: LM | None, *, n: int = 100, 
                                          for g in ("stated", "unstated", "unknown")},
                            "passages": len(index.passages), "documents": len(index.docs), "k": k, "systems": {}}
     stated = [(q, where) for q, where in questions if q.group == "stated"]
-    recalls = []
-    for q, where in stated:
-        hits = index.search(q.text, k)
-        recalls.append(any(d == h.passage.doc and h.passage.start <= s < h.passage.end
-                           for h in hits for d, s in where))
-    out["recall_at_k"] = _rate(recalls)
+    out["retriever"] = index.retriever
+    out["recall_at_k"] = _recall(index.search, stated, k)
+    if index.dense is not None:  # each retriever alone beside their fusion, which the answers use
+        out["recall_at_k_by_retriever"] = {"bm25": _recall(index.bm25, stated, k),
+                                           "dense": _recall(index.dense_search, stated, k),
+                                           "fused": out["recall_at_k"]}
     for name, (model, overlap) in systems.items():
         answerer = GroundedAnswerer(index, k=k, min_pmi=min_pmi, overlap=overlap)
         rows = []
@@ -131,6 +132,12 @@ def evaluate(index: PassageIndex, world: World, lm: LM | None, *, n: int = 100, 
     if lm is not None:
         out["systems"]["closed book (model's own reply)"] = _closed_book(lm, [q for q, _ in questions])
     return out
+
+
+def _recall(search: Callable[[str, int], list[Hit]], stated: list[tuple[Question, set]], k: int) -> float | None:
+    """The share of stated questions with a stating sentence inside one of `search`'s top-k passages."""
+    return _rate([any(d == h.passage.doc and h.passage.start <= s < h.passage.end
+                      for h in search(q.text, k) for d, s in where) for q, where in stated])
 
 
 def _summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:

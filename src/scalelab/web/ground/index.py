@@ -1,4 +1,5 @@
-"""Passage retrieval for grounded answers: BM25 (the `bm25s` library) over sentence-window passages.
+"""Passage retrieval for grounded answers: BM25 (the `bm25s` library) over sentence-window passages, fused with a
+dense retriever's ranking when an embedding model is given (`dense`; BM25 alone otherwise, the default).
 
 Terms are lower-cased, stripped of English stop words (question words included: `bm25s`'s extended list) and
 Snowball-stemmed, so "Where does X live?" meets "X lives in Y." The index also keeps each term's passage
@@ -16,7 +17,10 @@ import Stemmer
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
 from scalelab.errors import InputError
+from scalelab.web.ground.dense import DenseIndex, Embedder, reciprocal_rank_fusion
 from scalelab.web.ground.docs import Document, Passage, split_passages
+
+FUSION_DEPTH = 100  # passages each retriever ranks before fusion: a passage both place low can still rise
 
 
 @dataclass(frozen=True)
@@ -27,9 +31,10 @@ class Hit:
 
 
 class PassageIndex:
-    """BM25 over the passages of `docs` (built once; searching is read-only and safe from several threads)."""
+    """BM25 over the passages of `docs`, and their embeddings when an `embedder` is given (built once; searching is
+    read-only and safe from several threads)."""
 
-    def __init__(self, docs: list[Document], max_sentences: int = 3) -> None:
+    def __init__(self, docs: list[Document], max_sentences: int = 3, embedder: Embedder | None = None) -> None:
         if not docs:
             raise InputError("no documents to index: the folder holds no non-empty .txt, .md, .jsonl or .html file")
         t0 = time.perf_counter()
@@ -46,6 +51,7 @@ class PassageIndex:
         for ids in tokens.ids:
             counts[np.unique(np.asarray(ids, dtype=np.int64))] += 1
         self._df = counts
+        self.dense = DenseIndex([self.text(p) for p in self.passages], embedder) if embedder is not None else None
         self.build_seconds = time.perf_counter() - t0
 
     def text(self, p: Passage) -> str:
@@ -72,8 +78,33 @@ class PassageIndex:
         i = self._vocab.get(term)
         return 0 if i is None else int(self._df[i])
 
+    @property
+    def retriever(self) -> str:
+        """What `search` ranks with, as answers and the evaluation report it."""
+        if self.dense is None:
+            return "bm25"
+        return f"bm25 + dense ({self.dense.embedder.name}), reciprocal rank fusion"
+
     def search(self, question: str, k: int = 5) -> list[Hit]:
-        """The `k` best passages for the question (only those sharing a term with it)."""
+        """The `k` best passages for the question: BM25's, or with an embedder BM25's and the dense ranking fused
+        (score: the fused reciprocal-rank score)."""
+        if self.dense is None:
+            return self.bm25(question, k)
+        if k < 1:
+            return []
+        depth = max(k, FUSION_DEPTH)
+        fused = reciprocal_rank_fusion([[h.passage for h in self.bm25(question, depth)],
+                                        [h.passage for h in self.dense_search(question, depth)]])
+        return [Hit(p, score, r) for r, (p, score) in enumerate(fused[:k])]
+
+    def dense_search(self, question: str, k: int = 5) -> list[Hit]:
+        """The `k` passages whose embeddings are nearest the question's (score: cosine); needs an embedder."""
+        if self.dense is None:
+            raise InputError("dense search needs an embedding model: build the index with an embedder (--embedder)")
+        return [Hit(self.passages[i], s, r) for r, (i, s) in enumerate(self.dense.search(question, k))]
+
+    def bm25(self, question: str, k: int = 5) -> list[Hit]:
+        """BM25's `k` best passages for the question (only those sharing a term with it)."""
         terms = [t for t in self.terms(question) if t in self._vocab]
         if not terms or k < 1:
             return []

@@ -61,7 +61,7 @@ def ask_page(request: Request, q: str = Query("", max_length=1000), model: str |
     result = ask(request, AskRequest(question=q, model=model, safeguards=safeguards)) if q.strip() else None
     return ctx.templates.TemplateResponse(request, "ask.html", {
         "q": q, "result": result, "models": list(ctx.catalog.models()), "model": model or ctx.default_ask_model(),
-        "safeguards": safeguards, "folder": str(ctx.documents.folder)})
+        "safeguards": safeguards, "folder": str(ctx.documents.folder), "retriever": ctx.documents.retriever})
 
 
 @router.post("/api/ask", tags=["ask"])
@@ -100,7 +100,8 @@ def api_document(request: Request, doc_id: str, start: int | None = None, end: i
 @router.get("/api/search", tags=["ask"])
 def api_search(request: Request, q: str = Query(min_length=1, max_length=1000),
                k: int = Query(5, ge=1, le=50)) -> list[dict[str, Any]]:
-    """The BM25 passages for a query, best first."""
+    """The passages retrieved for a query, best first: BM25's, or BM25's and the dense ranking fused (reciprocal
+    rank fusion) when the app runs with --embedder."""
     index = request.app.state.ctx.documents.get()
     return [{"doc_id": index.docs[h.passage.doc].id, "passage": h.passage.index, "start": h.passage.start,
              "end": h.passage.end, "score": round(h.score, 4), "text": index.text(h.passage)}
