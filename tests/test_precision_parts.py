@@ -81,17 +81,64 @@ def test_bf16_topk_gradients_are_the_fp32_gradients_when_the_choice_agrees() -> 
         torch.testing.assert_close(g16, g32, rtol=1e-4, atol=1e-6)
 
 
-def test_the_saes_saved_metrics_record_its_precision(tmp_path: Path, rates: dict[str, float]) -> None:
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(root with world/, a random depth-1 model folder), shared by the tests below."""
     from conftest import random_smoke_model
+
+    root = tmp_path_factory.mktemp("smoke")
+    model, _ = random_smoke_model(root)
+    return root, model
+
+
+def test_the_sae_and_its_cache_record_their_precision(tmp_path: Path, rates: dict[str, float],
+                                                      smoke: tuple[Path, Path]) -> None:
     from scalelab.interp.config import ActivationsConfig, InterpConfig
     from scalelab.interp.run import train_sae_on_model
 
     rates.update(FAST_BF16)
-    model, _ = random_smoke_model(tmp_path)
+    root, model = smoke
     cfg = InterpConfig(cache=ActivationsConfig(site="resid_post.0", tokens=2000, seq_len=32),
                        sae=SAEConfig(expansion_factor=4, k=8),
                        train=TrainSAEConfig(tokens=2048, batch_size=256, progress=False), eval_rows=4)
-    summary = train_sae_on_model(model, tmp_path / "world" / "train.jsonl", tmp_path / "sae", cfg, progress=False)
+    summary = train_sae_on_model(model, root / "world" / "train.jsonl", tmp_path / "sae", cfg, progress=False)
     saved = json.loads((tmp_path / "sae" / "training_metrics.json").read_text())
     assert summary["dtype"] == saved["dtype"] == "bf16"
     assert saved["precision"] == {"dtype": "bf16", "reason": "measured", "rates": FAST_BF16}
+    cache = json.loads((tmp_path / "sae" / "cache" / "cache.json").read_text())
+    assert saved["cache_forward_dtype"] == cache["forward_dtype"] == "bf16" and cache["dtype"] == "fp32"
+
+
+def test_lm_forward_passes_follow_the_measurement_with_fp32_logits(rates: dict[str, float],
+                                                                   smoke: tuple[Path, Path]) -> None:
+    from scalelab.model.lm import load_lm
+
+    lm = load_lm(smoke[1])
+    ids = torch.tensor([lm.encode("Alice lives in a town by the sea.", bos=True)])
+    fp32 = lm.logits(ids)
+    assert lm.precision.dtype == "fp32" and lm.precision.reason == "forced"  # loaded models stay fp32 unless asked
+    rates.update(SLOW_BF16)
+    assert lm.use_precision("auto", rows=64).dtype == "fp32"
+    rates.update(FAST_BF16)
+    assert lm.use_precision("auto", rows=128).dtype == "bf16"  # another shape set: measured anew
+    bf16 = lm.logits(ids)
+    assert bf16.dtype == torch.float32 and not torch.equal(bf16, fp32)  # the body ran in bf16, the logits in fp32
+    torch.testing.assert_close(bf16, fp32, rtol=0.0, atol=0.05 * float(fp32.abs().max()))
+    # generation under bf16: the KV cache takes the autocast dtype, and streaming yields what generate returns
+    prompts = [lm.encode("Alice", bos=True), lm.encode("The compound", bos=True)]
+    out = lm.generate(prompts, 6, temperature=0.0)
+    assert len(out) == 2 and all(len(o) <= 6 for o in out)
+    assert list(lm.stream(prompts[0], 6)) == out[0]
+
+
+@pytest.mark.parametrize(("measured", "expected"), [(FAST_BF16, "bf16"), (SLOW_BF16, "fp32")])
+def test_base_evals_record_their_precision(rates: dict[str, float], smoke: tuple[Path, Path],
+                                           measured: dict[str, float], expected: str) -> None:
+    from scalelab.evals.base import evaluate_base_model
+    from scalelab.evals.config import EvalConfig
+
+    rates.update(measured)
+    root, model = smoke
+    res = evaluate_base_model(model, root / "world", EvalConfig(max_items=8, batch_size=8), device="cpu")
+    assert res["dtype"] == expected and res["precision"]["rates"] == measured
+    assert 0.0 <= res["fact_recall"] <= 1.0 and res["details"]["fact_recall"]["n"] == 8

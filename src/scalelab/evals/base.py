@@ -26,6 +26,7 @@ from scalelab.model.lm import LM, load_lm
 from scalelab.world.reader import WorldDir
 
 BASE_SETS = ("fact_recall", "arithmetic", "hazard_knowledge")
+EVAL_ROW_TOKENS = 32
 
 
 def score_multiple_choice(lm: LM, items: list[dict[str, Any]], batch_size: int) -> dict[str, Any]:
@@ -100,6 +101,8 @@ def score_arithmetic(lm: LM, items: list[dict[str, Any]], batch_size: int) -> di
 def evaluate_base_model(model_dir: Path, world_dir: Path, cfg: EvalConfig, device: str = "auto") -> dict[str, Any]:
     """Score a pretrained checkpoint on the three base sets; returns accuracies and details per set."""
     lm = load_lm(model_dir, device=str(pick_device(device)))
+    # A batch of prompts with their choices runs ~32 tokens a row: the shapes the precision is measured on.
+    precision = lm.use_precision(cfg.dtype, rows=cfg.batch_size * EVAL_ROW_TOKENS)
     world = WorldDir(world_dir)
     details = {
         "fact_recall": score_multiple_choice(lm, world.eval_set("fact_recall", cfg.max_items), cfg.batch_size),
@@ -111,4 +114,4 @@ def evaluate_base_model(model_dir: Path, world_dir: Path, cfg: EvalConfig, devic
     return {**{k: v["accuracy"] for k, v in details.items()},
             "fact_recall_control": fr.get("control"), "knowledge_gap": fr.get("knowledge_gap"),
             "baselines": {k: v["baseline"] for k, v in details.items() if "baseline" in v},
-            "details": details}
+            "dtype": precision.dtype, "precision": precision.to_json(), "details": details}

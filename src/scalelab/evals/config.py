@@ -11,3 +11,6 @@ class EvalConfig:
 
     max_items: int = 200
     batch_size: int = 32
+    dtype: str = "auto"
+    """auto | fp32 | bf16: the models' forward passes (auto: bf16 autocast where this host measured it faster on
+    the model's shapes; scores and sampled tokens come from fp32 logits either way, `model.lm`)."""

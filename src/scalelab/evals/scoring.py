@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from scalelab.model.lm import LM, model_logits
+from scalelab.model.lm import LM
 
 
 @torch.no_grad()
@@ -33,7 +33,7 @@ def choice_logprobs(lm: LM, prompts: Sequence[str], choices: Sequence[Sequence[s
         batch = torch.full((len(chunk), width), lm.pad_id, dtype=torch.long)
         for j, (_, ids, _) in enumerate(chunk):
             batch[j, : len(ids)] = torch.tensor(ids)
-        logp = F.log_softmax(model_logits(lm.model, batch.to(lm.device)).float(), dim=-1).cpu()
+        logp = F.log_softmax(lm.logits(batch.to(lm.device)), dim=-1).cpu()
         for j, (_, ids, n) in enumerate(chunk):
             targets = torch.tensor(ids[len(ids) - n :])
             pos = torch.arange(len(ids) - n - 1, len(ids) - 1)

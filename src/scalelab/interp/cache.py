@@ -11,6 +11,8 @@ Later positions can be sinks too: on SmolLM2's layer 15, 11 of 98,304 rows at po
 median norm and held 83% of the variance (one held-out token was 75% of the evaluation set's variance),
 so FVU measured mostly whether those few tokens were reconstructed. Rows whose norm exceeds
 `max_norm_factor` x the batch's median norm are therefore dropped as well (`massive_rows`), and counted.
+The model's forward passes run in the `precision` given (bf16 autocast where `dtype=auto` measured it faster,
+`model.precision`); the rows are stored from fp32 copies either way, and cache.json records the precision.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from tqdm import tqdm
 from scalelab.artifacts import atomic_write_json
 from scalelab.errors import InputError, MissingInput
 from scalelab.interp.sites import Site, read_site
+from scalelab.model.precision import FP32, Precision
 
 INDEX = "cache.json"
 # Ordinary rows stay within ~1.5x the median norm on the models measured (SmolLM2 layer 15: 0.8-1.2x at the
@@ -103,8 +106,8 @@ class ActivationCache:
     def build(cls, model: nn.Module, site: Site, batches: Iterable[torch.Tensor], out_dir: Path | str,
               n_rows: int, dtype: str = "fp32", memory_mb: int = 256, skip_positions: int = 1,
               progress: bool = True, meta: dict[str, Any] | None = None,
-              max_norm_factor: float | None = MAX_NORM_FACTOR) -> ActivationCache:
-        """Run `batches` of token ids (B, T) through `model`, keeping `n_rows` site activations.
+              max_norm_factor: float | None = MAX_NORM_FACTOR, precision: Precision = FP32) -> ActivationCache:
+        """Run `batches` of token ids (B, T) through `model` in `precision`, keeping `n_rows` site activations.
 
         The first `skip_positions` positions of each sequence are left out, and so are rows more than
         `max_norm_factor` x the batch's median norm (None keeps them; see the module docstring).
@@ -117,9 +120,14 @@ class ActivationCache:
         shards: list[str] = []
         buf: np.ndarray | None = None
         filled, total, rows_per_shard, d_in, dropped = 0, 0, 0, 0, 0
-        bar = tqdm(total=n_rows, desc=f"activations {site.name}", unit="tok", disable=not progress)
+        bar = tqdm(total=n_rows, desc=f"activations {site.name} ({precision.dtype})", unit="tok",
+                   disable=not progress)
+        if progress:
+            bar.write(f"activations {site.name}: precision {precision.describe()}")
+        device = next(model.parameters()).device
         for ids in batches:
-            acts = read_site(model, site, ids)[:, skip_positions:]
+            with precision.context(device):
+                acts = read_site(model, site, ids)[:, skip_positions:]
             acts = acts.reshape(-1, acts.shape[-1]).float()
             check_finite(acts, f"activations at site {site.name}")
             massive = massive_rows(acts, max_norm_factor)
@@ -152,7 +160,8 @@ class ActivationCache:
         atomic_write_json(out / INDEX, {"site": site.name, "d_in": d_in, "dtype": dtype, "n_rows": total,
                                         "rows_per_shard": rows_per_shard, "shards": shards,
                                         "skip_positions": skip_positions, "max_norm_factor": max_norm_factor,
-                                        "massive_rows_dropped": dropped, **(meta or {})})
+                                        "massive_rows_dropped": dropped, "forward_dtype": precision.dtype,
+                                        "precision": precision.to_json(), **(meta or {})})
         return cls(out)
 
     @classmethod

@@ -28,6 +28,9 @@ class ActivationsConfig:
     """activation rows cached to disk (training re-reads them when it needs more)."""
     dtype: str = "fp32"
     """fp32 | bf16: the cache's storage type."""
+    forward_dtype: str = "auto"
+    """auto | fp32 | bf16: the model's forward passes that fill the cache (auto: bf16 autocast where this host
+    measured it faster on the model's shapes); the SAE's evaluation passes stay fp32."""
     memory_mb: int = 256
     """one cache shard's size, the most the reader holds in memory."""
 

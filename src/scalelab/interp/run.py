@@ -24,6 +24,8 @@ from scalelab.interp.text import batched, pack_rows, read_records, rows_for_toke
 from scalelab.interp.train import train_sae
 from scalelab.model.lm import load_lm
 
+CACHE_BATCH = 16  # sequences per forward pass while caching
+
 
 def train_sae_on_model(model_dir: Path | str, text: Path | str, out_dir: Path | str, cfg: InterpConfig,
                        progress: bool = True, device: str = "cpu") -> dict[str, Any]:
@@ -41,8 +43,10 @@ def train_sae_on_model(model_dir: Path | str, text: Path | str, out_dir: Path | 
     eval_ids, train_ids = ids[:cfg.eval_rows], ids[cfg.eval_rows:]
     n_cache = min(acts.tokens, len(train_ids) * (acts.seq_len - 1))
     t0 = time.perf_counter()
-    cache = ActivationCache.build(model, site, batched(train_ids, 16), out / "cache", n_cache, acts.dtype,
-                                  acts.memory_mb, progress=progress, meta={"model": str(model_dir)})
+    forward = lm.use_precision(acts.forward_dtype, rows=CACHE_BATCH * acts.seq_len)
+    cache = ActivationCache.build(model, site, batched(train_ids, CACHE_BATCH), out / "cache", n_cache, acts.dtype,
+                                  acts.memory_mb, progress=progress, meta={"model": str(model_dir)},
+                                  precision=forward)
     cache_seconds = time.perf_counter() - t0
     sae_cfg = cfg.sae.sized(cache.d_in)
     res = train_sae(cache, sae_cfg, replace(cfg.train, progress=progress))
@@ -52,7 +56,8 @@ def train_sae_on_model(model_dir: Path | str, text: Path | str, out_dir: Path | 
                **ce_recovered(model, res.sae, site, batched(eval_ids, 16))}
     summary = {"model": str(model_dir), "site": site.name, "arch": sae_cfg.arch, "d_in": cache.d_in,
                "d_sae": sae_cfg.d_sae, "k": sae_cfg.k, "train_tokens": res.rows, "cache_tokens": n_cache,
-               "cache_seconds": round(cache_seconds, 2), "train_seconds": round(res.seconds, 2),
+               "cache_seconds": round(cache_seconds, 2), "cache_forward_dtype": forward.dtype,
+               "train_seconds": round(res.seconds, 2),
                "activations_per_second": round(res.rows_per_second), "dtype": res.precision.dtype,
                "precision": res.precision.to_json(), "eval": metrics,
                "eval_positions": ">= 1 of each row (BOS / position 0 excluded)", "history": res.history}

@@ -77,9 +77,13 @@ def generate_stream(model: Llama, prompts: list[list[int]], max_new_tokens: int,
     mask = (causal & valid[:, None, :width]) | torch.eye(width, dtype=torch.bool, device=device)
     was_training = model.training
     model.eval()
+    # Under autocast (`LM.precision`) keys and values come out in its dtype: the cache holds them as they are,
+    # and the logits sampled from are computed in fp32 all the same (`fp32_logits`).
+    dev = device.type
+    kv_dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else param.dtype
     try:
-        cache = KVCache(model.cfg, batch, width + max_new_tokens, device, param.dtype)
-        logits = model(ids, positions=positions, mask=mask[:, None], cache=cache)[:, -1]
+        cache = KVCache(model.cfg, batch, width + max_new_tokens, device, kv_dtype)
+        logits = model(ids, positions=positions, mask=mask[:, None], cache=cache, fp32_logits=True)[:, -1]
         finished = torch.zeros(batch, dtype=torch.bool, device=device)
         stops = torch.tensor(list(stop_ids), dtype=torch.long, device=device)
         next_pos = positions[:, -1] + 1
@@ -91,7 +95,8 @@ def generate_stream(model: Llama, prompts: list[list[int]], max_new_tokens: int,
                 break
             valid[:, width + step] = True
             key_mask = valid[:, None, None, :width + step + 1]
-            logits = model(token[:, None], positions=next_pos[:, None], mask=key_mask, cache=cache)[:, -1]
+            logits = model(token[:, None], positions=next_pos[:, None], mask=key_mask, cache=cache,
+                           fp32_logits=True)[:, -1]
             next_pos = next_pos + 1
     finally:
         model.train(was_training)

@@ -183,11 +183,13 @@ class Llama(nn.Module):
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *,
                 positions: torch.Tensor | None = None, mask: torch.Tensor | None = None,
-                cache: KVCache | None = None) -> torch.Tensor:
+                cache: KVCache | None = None, fp32_logits: bool = False) -> torch.Tensor:
         """Logits (B, T, vocab), or the mean cross-entropy in nats when `targets` is given.
 
         `positions` (B, T) and a boolean `mask` (B, 1, T, T_keys; True = may attend) are for
         generation with left padding; without them the sequence is causal from position 0.
+        `fp32_logits`: under autocast, the unembedding still runs in fp32, for sampling and scoring (bf16 logits
+        of magnitude ~10 are rounded to steps of ~0.06 nats, enough to flip a near-tie in a greedy decode).
         """
         x = self.model.embed_tokens(idx)
         if positions is None:
@@ -208,5 +210,8 @@ class Llama(nn.Module):
             cache.length += idx.shape[1]
         x = self.model.norm(x)
         if targets is None:
+            if fp32_logits and torch.is_autocast_enabled(dev):
+                with torch.autocast(dev, enabled=False):
+                    return self.lm_head(x.float())
             return self.lm_head(x)
         return linear_cross_entropy(x.reshape(-1, x.shape[-1]), self.lm_head.weight, targets.reshape(-1))

@@ -10,7 +10,10 @@ sample through this one module, so a prompt becomes a reply the same way everywh
 - prompts start with BOS (scalelab documents do in pretraining; an imported template may add its own);
 - a reply stops at the end-of-turn token (`stop_ids`: scalelab's `<|end|>`/`<|bos|>`, else the model's EOS);
 - temperature 0 is greedy; otherwise nucleus sampling below `top_p`, from one generator seeded per batch, or
-  with `row_seeds`, one seed per row so a sample never depends on what shares its batch (`generate_rows`).
+  with `row_seeds`, one seed per row so a sample never depends on what shares its batch (`generate_rows`);
+- forward passes run in `precision`: fp32 unless a caller resolves `dtype=auto` with `use_precision` (bf16
+  autocast where this host measured the model's products faster in it, `model.precision`); the logits that are
+  sampled or scored come out of an fp32 unembedding either way (`logits`, `Llama.forward(fp32_logits=True)`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from scalelab.errors import InputError, MissingInput
 from scalelab.model.generate import generate, generate_rows, generate_stream
 from scalelab.model.hf import load_model, save_hf
 from scalelab.model.llama import Llama
+from scalelab.model.precision import FP32, Precision, choose_precision, model_shapes
 
 
 def model_logits(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
@@ -49,6 +53,23 @@ class LM:
     model: nn.Module
     tokenizer: Any
     source: Path
+    precision: Precision = FP32
+    """what `logits`, `generate` and `stream` run their forward passes in (`use_precision` sets it)."""
+
+    def use_precision(self, requested: str, rows: int) -> Precision:
+        """Resolve `requested` (auto | fp32 | bf16) for forward passes of `rows` tokens on this model's shapes,
+        and run every later forward pass in it; returns the choice (for the artifact's record)."""
+        self.precision = choose_precision(requested, self.device, model_shapes(self.model, rows))
+        return self.precision
+
+    @torch.no_grad()
+    def logits(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """fp32 logits (B, T, V) for a batch, the body of the forward pass run in `precision` (inference: no
+        gradients; training calls the model itself)."""
+        with self.precision.context(self.device):
+            if self.is_scalelab:
+                return self.model(input_ids, fp32_logits=True)
+            return model_logits(self.model, input_ids).float()
 
     @property
     def is_scalelab(self) -> bool:
@@ -100,6 +121,11 @@ class LM:
         Chunk k samples with `seed + k·batch_size`; with `row_seeds` (scalelab weights, top_p 1) every row draws
         from its own seed instead, so its sample does not depend on the chunk it falls in.
         """
+        with self.precision.context(self.device):
+            return self._generate(prompts, max_new_tokens, temperature, top_p, seed, row_seeds, batch_size)
+
+    def _generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, temperature: float, top_p: float,
+                  seed: int | None, row_seeds: Sequence[int] | None, batch_size: int | None) -> list[list[int]]:
         prompts = [list(p) for p in prompts]
         size = batch_size or max(1, len(prompts))
         per_row = row_seeds is not None and temperature > 0 and self.is_scalelab and top_p >= 1.0
@@ -128,9 +154,12 @@ class LM:
         if not self.is_scalelab:
             yield from self.generate([prompt], max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)[0]
             return
-        for step in generate_stream(self.model, [list(prompt)], max_new_tokens, temperature=temperature,  # type: ignore[arg-type]
-                                    top_p=top_p, stop_ids=self.stop_ids(), seed=seed):
-            if step[0] is None:
+        steps = generate_stream(self.model, [list(prompt)], max_new_tokens, temperature=temperature,  # type: ignore[arg-type]
+                                top_p=top_p, stop_ids=self.stop_ids(), seed=seed)
+        while True:
+            with self.precision.context(self.device):  # per step: a generator's body runs outside any caller's `with`
+                step = next(steps, None)
+            if step is None or step[0] is None:
                 return
             yield step[0]
 
