@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from scalelab.pipeline import STAGES, section_overview
+from scalelab.report.targets import NOT_MEASURED, section_targets
 from scalelab.rsp.gate import DETERMINATION_FILE
 
 SCALELAB = [sys.executable, "-m", "scalelab"]
@@ -90,12 +91,38 @@ def test_no_report_section_leaves_a_placeholder(smoke_run):
                 # what the report says while the run is still going (written after each stage)
                 "overview, mid-run": section_overview({k: v for k, v in summary.items() if k != "wall_seconds"},
                                                       smoke_run),
-                **{s.name: s.report(summary, smoke_run) for s in STAGES if s.report is not None}}
+                **{s.name: s.report(summary, smoke_run) for s in STAGES if s.report is not None},
+                "targets": section_targets(summary, smoke_run)}
     assert len(sections) >= 7 and all(text.strip() for text in sections.values()), \
         [name for name, text in sections.items() if not text.strip()]  # every section was rendered and checked
     found = {name: unfilled_placeholders(text) for name, text in sections.items()}
     assert not any(found.values()), {name: f for name, f in found.items() if f}
     assert not unfilled_placeholders((smoke_run / "report.md").read_text())
+
+
+def test_report_command_rerenders_the_ladder_against_its_targets(smoke_run):
+    """The run keeps the targets' rows in summary.json, and `scalelab report` re-renders report.md from the summary
+    alone with those rows in it (nothing retrained: the summary's figures come back unchanged)."""
+    before = json.loads((smoke_run / "summary.json").read_text())
+    rows = {r["key"]: r for r in before["instrument_targets"]}
+    assert list(rows) == ["knowledge_gap", "hazard_knowledge", "arithmetic_per_digit", "arithmetic_exact_jump",
+                          "loss_bound", "rsp_crossing", "rsp_forecast", "wall_seconds"]
+    # every stage ran, so each target was judged on its figures; the wall time is this run's own
+    assert rows["loss_bound"]["status"] != NOT_MEASURED and rows["rsp_crossing"]["status"] != NOT_MEASURED
+    assert rows["wall_seconds"]["figure"].startswith(f"{before['wall_seconds']:.1f} s")
+    assert rows["wall_seconds"]["met"] is (before["wall_seconds"] <= 600)
+    (smoke_run / "report.md").unlink()
+    proc = subprocess.run([*SCALELAB, "report", "--out", str(smoke_run)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    md = (smoke_run / "report.md").read_text()
+    assert md.index("## Knowledge against its controls") < md.index("## The ladder against the instrument's targets")
+    for r in rows.values():
+        assert f"| {r['target']} | {r['figure']} | {r['status']} | {r['limit'] or '–'} |" in md
+    assert json.loads((smoke_run / "summary.json").read_text()) == before
+    missing = subprocess.run([*SCALELAB, "report", "--out", str(smoke_run / "nothing")], capture_output=True,
+                             text=True, timeout=300)
+    assert missing.returncode == 2 and "no summary.json" in missing.stderr
 
 
 def test_checkpoints_are_hf_folders(smoke_run):

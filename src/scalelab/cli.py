@@ -251,6 +251,18 @@ def run(out: OutOpt = Path("out/run"), preset: PresetOpt = None, set_: SetOpt = 
     _guard(body)
 
 
+@app.command("report")
+def report(out: OutOpt = Path("out/run")) -> None:
+    """Re-render a finished run's report.md, report.html and summary.json from its summary.json with the current
+    report sections (nothing is trained or scored again)."""
+    def body() -> None:
+        from scalelab.pipeline import rerender
+
+        rerender(out)
+        typer.echo(f"report: {out / 'report.md'}")
+    _guard(body)
+
+
 @app.command("config")
 def show_config(preset: PresetOpt = None, set_: SetOpt = None, config: ConfigOpt = None,
                 docs: Annotated[bool, typer.Option("--docs/--no-docs", help="what each key means")] = True) -> None:

@@ -11,6 +11,7 @@ the folder (`RunLock`) and a second one is refused.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import time
@@ -22,7 +23,7 @@ from scalelab import artifacts
 from scalelab.computer import stage as computer_stage
 from scalelab.config import ConfigError, to_dict
 from scalelab.data import stage as data_stage
-from scalelab.errors import UserError
+from scalelab.errors import MissingInput, UserError
 from scalelab.evals import stage as evals_stage
 from scalelab.interp import stage as interp_stage
 from scalelab.layout import RunLayout
@@ -31,6 +32,7 @@ from scalelab.presets import RunConfig
 from scalelab.reasoning import stage as reasoning_stage
 from scalelab.registry import Registry
 from scalelab.report.render import fmt, write_report
+from scalelab.report.targets import ladder_targets, section_targets
 from scalelab.rsp import stage as rsp_stage
 from scalelab.scaling import stage as scaling_stage
 from scalelab.stage import Context, Stage, Summary
@@ -120,7 +122,33 @@ def section_overview(summary: Summary, out: Path) -> str:
 
 
 def report_sections(stages: Sequence[Stage] = STAGES) -> list[Callable[[Summary, Path], str]]:
-    return [section_overview, *(s.report for s in stages if s.report is not None)]
+    """The overview, each stage's section in stage order, then the targets, which read every stage's figures."""
+    return [section_overview, *(s.report for s in stages if s.report is not None), section_targets]
+
+
+def write_run_report(summary: Summary, root: Path, sections: Sequence[Callable[[Summary, Path], str]]) -> None:
+    """`write_report`, with the ladder's targets in `summary["instrument_targets"]` so tools read the same rows
+    the report shows (recomputed at every write: the later stages and the wall time fill rows in)."""
+    targets = ladder_targets(summary)
+    if targets:
+        summary["instrument_targets"] = targets
+    else:
+        summary.pop("instrument_targets", None)
+    write_report(summary, root, sections)
+
+
+def rerender(out: Path) -> Summary:
+    """`scalelab report`: rewrite a finished run's report.md, report.html and summary.json from its summary with
+    the current sections, so a report gains what later code renders without retraining anything. Refused while
+    a run writes into the folder (it rewrites the report itself)."""
+    layout = RunLayout(Path(out))
+    path = layout.summary
+    if not path.exists():
+        raise MissingInput(f"no summary.json in {layout.root}; pass the --out of a `scalelab run`")
+    with RunLock(layout):
+        summary: Summary = json.loads(path.read_text())
+        write_run_report(summary, layout.root, report_sections())
+    return summary
 
 
 def run_all(cfg: RunConfig, out: Path, log: Callable[[str], None] = print,
@@ -145,9 +173,9 @@ def run_all(cfg: RunConfig, out: Path, log: Callable[[str], None] = print,
             if section is not None:
                 summary[s.section] = section
             if s.optional or s is stages[-1] or stages[stages.index(s) + 1].optional:
-                write_report(summary, layout.root, sections)
+                write_run_report(summary, layout.root, sections)
         summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
-        write_report(summary, layout.root, sections)
+        write_run_report(summary, layout.root, sections)
     return summary
 
 
