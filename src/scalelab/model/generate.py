@@ -24,6 +24,7 @@ import torch
 
 from scalelab.errors import InputError
 from scalelab.model.llama import KVCache, Llama
+from scalelab.model.precision import active_autocast_dtype
 
 
 def _sample(logits: torch.Tensor, temperature: float, top_p: float,
@@ -80,7 +81,7 @@ def generate_stream(model: Llama, prompts: list[list[int]], max_new_tokens: int,
     # Under autocast (`LM.precision`) keys and values come out in its dtype: the cache holds them as they are,
     # and the logits sampled from are computed in fp32 all the same (`fp32_logits`).
     dev = device.type
-    kv_dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else param.dtype
+    kv_dtype = active_autocast_dtype(dev) or param.dtype
     try:
         cache = KVCache(model.cfg, batch, width + max_new_tokens, device, kv_dtype)
         logits = model(ids, positions=positions, mask=mask[:, None], cache=cache, fp32_logits=True)[:, -1]

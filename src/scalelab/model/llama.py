@@ -23,6 +23,7 @@ from torch import nn
 from scalelab.errors import InputError
 from scalelab.model.config import ModelConfig
 from scalelab.model.loss import linear_cross_entropy
+from scalelab.model.precision import active_autocast_dtype
 
 
 class RMSNorm(nn.Module):
@@ -197,7 +198,7 @@ class Llama(nn.Module):
             positions = torch.arange(start, start + idx.shape[1], device=idx.device)
         dev = idx.device.type
         # Under autocast the projections come out in the autocast dtype; match it so q*cos stays there.
-        dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
+        dtype = active_autocast_dtype(dev) or x.dtype
         cos, sin = self.rope(positions, dtype)
         if cache is not None and mask is None:
             # SDPA's is_causal aligns to the top-left corner, wrong once keys include cached positions.
@@ -210,7 +211,7 @@ class Llama(nn.Module):
             cache.length += idx.shape[1]
         x = self.model.norm(x)
         if targets is None:
-            if fp32_logits and torch.is_autocast_enabled(dev):
+            if fp32_logits and active_autocast_dtype(dev) is not None:
                 with torch.autocast(dev, enabled=False):
                     return self.lm_head(x.float())
             return self.lm_head(x)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import torch
 
+from scalelab.model.precision import active_autocast_dtype
+
 # fp32 logits per chunk: 4 MiB (512 rows at vocab 2048) stays in a CPU's L2/L3. Chunks of 256..4096
 # rows measured within ~3% of each other here: the gain is the fusion, not the exact size. A GPU
 # wants big matmuls more than cache residency.
@@ -77,6 +79,6 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: to
     """
     dev = hidden.device.type
     rows = rows or chunk_rows(weight.shape[0], dev)
-    dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else hidden.dtype
+    dtype = active_autocast_dtype(dev) or hidden.dtype
     with torch.autocast(dev, enabled=False):
         return _LinearCrossEntropy.apply(hidden, weight, targets, dtype, rows)

@@ -35,6 +35,12 @@ Measure = Callable[[Sequence[Shape]], dict[str, float]]
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
+def active_autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The dtype autocast runs in on `device_type` at this point of the call, or None outside autocast: code that
+    allocates buffers or picks its own precision inside a caller's autocast region reads it here."""
+    return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
+
+
 def autocast_context(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager[Any]:
     """bf16 (or other) autocast on `device`, or nothing for plain fp32."""
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()

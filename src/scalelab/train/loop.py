@@ -36,7 +36,7 @@ from scalelab.model.config import ModelConfig
 from scalelab.model.flops import count_params, train_flops
 from scalelab.model.hf import save_hf
 from scalelab.model.llama import Llama
-from scalelab.model.precision import choose_precision, matmul_shapes
+from scalelab.model.precision import autocast_context, choose_precision, matmul_shapes
 from scalelab.train import distributed as D
 from scalelab.train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
 from scalelab.train.config import TrainConfig
@@ -46,7 +46,6 @@ from scalelab.train.schedule import lr_multiplier, peak_lr
 from scalelab.train.step import (
     Distillation,
     apply_update,
-    autocast_context,
     distillation_forward,
     forward_backward,
 )

@@ -16,9 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from scalelab.errors import InputError
-
-# The autocast helper lives with the precision choice (SAE training, caching and evals share it); re-exported here.
-from scalelab.model.precision import autocast_context as autocast_context
+from scalelab.model.precision import autocast_context
 
 
 def forward_backward(forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], params: Sequence[torch.Tensor],

@@ -19,6 +19,8 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+from scalelab.model.precision import active_autocast_dtype
+
 
 def _csr_transpose_mm(idx: torch.Tensor, g: torch.Tensor, n_cols: int, dense: torch.Tensor) -> torch.Tensor:
     """Gᵀ @ dense for the (batch × n_cols) matrix G with G[b, idx[b, j]] = g[b, j] (duplicates add up)."""
@@ -81,7 +83,7 @@ class _TopKEncode(torch.autograd.Function):
                 k: int, aux_k: int, aux_candidates: torch.Tensor | None, workspace: torch.Tensor | None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         dev = x.device.type
-        amp = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else None
+        amp = active_autocast_dtype(dev)
         with torch.autocast(dev, enabled=False):  # the products below choose their own precision
             xc = x - b_dec
             shape = (len(xc), w_enc.shape[1])

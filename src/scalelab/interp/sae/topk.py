@@ -11,6 +11,7 @@ import torch
 
 from scalelab.interp.sae.base import SAE
 from scalelab.interp.sae.sparse_topk import topk_decode, topk_encode
+from scalelab.model.precision import active_autocast_dtype
 
 
 def topk_relu(pre: torch.Tensor, k: int) -> torch.Tensor:
@@ -35,7 +36,7 @@ class TopKSAE(SAE):
         aux_k = (self.cfg.aux_k or self.cfg.d_in // 2) if self.cfg.aux_coeff > 0 else 0
         shape = (x.shape[0], self.cfg.d_sae)
         dev = x.device.type
-        pre_dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype  # see sparse_topk
+        pre_dtype = active_autocast_dtype(dev) or x.dtype  # see sparse_topk
         if self._workspace is None or self._workspace.shape != shape or self._workspace.dtype != pre_dtype:
             self._workspace = x.new_empty(shape, dtype=pre_dtype)
         vals, idx, a_vals, a_idx = topk_encode(x, self.W_enc, self.b_enc, self.b_dec, k, aux_k, candidates,
