@@ -157,6 +157,13 @@ def test_generate_and_chat_cli(smoke_run, tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert gen.returncode == 0, gen.stderr[-2000:]
     assert gen.stdout.count("\n") >= 2 and "12+3=" in gen.stdout
+    assert "precision: " in gen.stderr  # auto resolved on this host, and said
+    bf16 = subprocess.run([*SCALELAB, "generate", str(final), "12+3=", "-n", "4", "--dtype", "bf16"],
+                          capture_output=True, text=True, timeout=120)
+    assert bf16.returncode == 0 and "precision: bf16 (forced)" in bf16.stderr, bf16.stderr[-2000:]
+    bad = subprocess.run([*SCALELAB, "generate", str(final), "12+3=", "--dtype", "half"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "'half'" in bad.stdout + bad.stderr
     # The rsp stage assessed this model; chat serves it only if it crossed no threshold (the gate's own tests
     # cover refusal and --safeguards on). A copy without the determination is a model never assessed.
     det = json.loads((final / DETERMINATION_FILE).read_text())

@@ -53,6 +53,8 @@ def test_reason_sft_then_star(model_dir, tmp_path):
     ev = json.loads((tmp_path / "sft" / "reasoning" / "arithmetic" / "evals" / "sft" / "results.json").read_text())
     assert set(ev["pass_at_k"]) == set(brief["pass_at_k"]) == {"1", "2"} and brief["pass_at_k"] == ev["pass_at_k"]
     assert 0 <= ev["pass_at_k"]["1"] <= ev["pass_at_k"]["2"] <= 1 and "self_verification" in brief
+    # the sampling precision was resolved (auto: measured or cached on this host) and recorded
+    assert ev["precision"]["dtype"] in ("fp32", "bf16") and ev["precision"]["reason"] in ("measured", "cached")
 
     brief, star = _reason("star", sft, world, tmp_path / "star")
     assert read_meta(star)["kind"] == "reasoning_model" and (star / "model.safetensors").is_file()

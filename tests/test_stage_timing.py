@@ -65,3 +65,17 @@ def test_without_a_record_a_skipping_stage_reports_what_it_measured_and_records_
                  skip_cost=2.0, work=100.0)
     assert rerun.seconds == pytest.approx(2.0) and not rerun.resumed
     assert not (tmp_path / STAGE_SECONDS).exists()
+
+
+def test_torch_threads_sets_the_count_for_the_block_and_restores_it() -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    with stage.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), stage.torch_threads(1):
+        raise RuntimeError("a failing block restores the count too")
+    assert torch.get_num_threads() == before
+    with stage.torch_threads(0):  # 0: left as it is
+        assert torch.get_num_threads() == before

@@ -39,6 +39,9 @@ SaeOpt = Annotated[Path | None, typer.Option("--sae", help="SAE folder for --ste
 SteerOpt = Annotated[list[str] | None, typer.Option(
     "--steer", help="clamp an SAE feature to SCALE x its max activation: FEATURE=SCALE (repeatable; 10 = Golden Gate)")]
 AblateOpt = Annotated[list[int] | None, typer.Option("--ablate", help="zero an SAE feature (repeatable)")]
+DtypeOpt = Annotated[str, typer.Option(
+    "--dtype", help="auto | fp32 | bf16: auto times this model's products in both on this host and takes bf16 "
+    "autocast only where it is faster (model.precision)")]
 
 def _config(preset: str | None, overrides: list[str] | None, config_file: Path | None) -> RunConfig:
     from scalelab.presets import load_config
@@ -150,7 +153,7 @@ def generate(model: Annotated[Path, typer.Argument(help="HF checkpoint folder")]
              temperature: Annotated[float, typer.Option("--temperature", "-T")] = 0.8,
              top_p: Annotated[float, typer.Option("--top-p")] = 0.95,
              seed: Annotated[int, typer.Option()] = 0, sae: SaeOpt = None, steer: SteerOpt = None,
-             ablate: AblateOpt = None) -> None:
+             ablate: AblateOpt = None, dtype: DtypeOpt = "auto") -> None:
     """Sample continuations of raw text prompts, batched, with a KV cache (optionally with SAE features clamped:
     --sae DIR --steer FEATURE=SCALE --ablate FEATURE)."""
     def body() -> None:
@@ -158,6 +161,8 @@ def generate(model: Annotated[Path, typer.Argument(help="HF checkpoint folder")]
         from scalelab.model.lm import load_lm
 
         lm = load_lm(model)
+        precision = lm.use_precision(dtype, rows=len(prompts))
+        typer.secho(f"precision: {precision.describe()}", dim=True, err=True)
         with from_flags(lm, sae, steer or [], ablate or []):
             texts = lm.complete(prompts, max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
         for prompt, text in zip(prompts, texts, strict=True):
@@ -176,7 +181,7 @@ def chat(model: Annotated[Path, typer.Argument(help="HF checkpoint folder with a
          safeguards: Annotated[str, typer.Option(
              "--safeguards", help="on | off: the output filter `scalelab rsp safeguards` built; a model whose "
              "RSP determination needs safeguards is refused without them")] = "off",
-         sae: SaeOpt = None, steer: SteerOpt = None, ablate: AblateOpt = None) -> None:
+         sae: SaeOpt = None, steer: SteerOpt = None, ablate: AblateOpt = None, dtype: DtypeOpt = "auto") -> None:
     """Chat interactively (reads stdin; an empty line or EOF ends the session); --sae DIR --steer FEATURE=SCALE
     --ablate FEATURE clamp SAE features in every reply."""
     def body() -> None:
@@ -190,6 +195,7 @@ def chat(model: Annotated[Path, typer.Argument(help="HF checkpoint folder with a
             typer.secho(f"refused: {err}", fg=typer.colors.RED, err=True)
             raise typer.Exit(1) from None
         lm = load_lm(model, chat=True)
+        lm.use_precision(dtype, rows=1)
         intervention = from_flags(lm, sae, steer or [], ablate or [])
         messages = [{"role": "system", "content": system}] if system else []
         interactive = sys.stdin.isatty()

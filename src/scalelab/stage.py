@@ -137,3 +137,18 @@ class Stage:
     @property
     def section(self) -> str:
         return self.key or self.name
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with `threads` CPU threads (0: the count as it is), and restore the count after: a stage
+    of small models can ask for one thread on a machine other jobs share without changing the stages after it."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

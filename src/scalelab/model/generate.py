@@ -9,16 +9,18 @@ that temperature restricted to the smallest set of tokens whose probability reac
 `generate` samples a whole batch from one random generator, so a row's draw depends on the rows before it.
 `generate_rows` gives every row its own seed instead, so a sample never depends on what shares its batch
 (the RSP's Inspect provider batches whatever requests happen to be in flight, which would otherwise make a
-sampled eval such as best-of-n come out differently on every run). It uses the Gumbel-max trick: sampling
-from softmax(l / T) is argmax(l / T + G) with G standard Gumbel noise, so drawing G for each row from that
-row's own generator and decoding greedily gives every row the sample its seed fixes, in any batch, because
-greedy decoding is itself batch-independent (each row's padding is masked). No top-p there: the
-capability evals sample from the full distribution.
+sampled eval such as best-of-n come out differently on every run). It samples by inversion: one uniform per
+row and step, a counter-based hash of (the row's seed, the step) (`row_uniforms`), picks the token where it
+falls in the row's cumulative softmax(l / T). Every quantity is a function of that row alone (its logits are
+batch-independent, each row's padding being masked), so the row gets the sample its seed fixes in any batch;
+and one hash per row replaces a generator call and a vocabulary's worth of Gumbel noise per row and step,
+which was a fifth of a 256-row decoding step (BENCHMARKS.md). No top-p there: the capability evals sample
+from the full distribution.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 
@@ -41,12 +43,17 @@ def _sample(logits: torch.Tensor, temperature: float, top_p: float,
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
+Pick = Callable[[torch.Tensor, int], torch.Tensor]
+"""(B, V) fp32 logits of the last position and the decoding step → (B,) token ids."""
+
+
 @torch.no_grad()
 def generate(model: Llama, prompts: list[list[int]], max_new_tokens: int, temperature: float = 1.0,
-             top_p: float = 1.0, stop_ids: Sequence[int] = (), seed: int | None = None) -> list[list[int]]:
+             top_p: float = 1.0, stop_ids: Sequence[int] = (), seed: int | None = None,
+             pick: Pick | None = None) -> list[list[int]]:
     """New tokens for each prompt (the prompt not repeated), ending before the first stop id."""
     out: list[list[int]] = [[] for _ in prompts]
-    for step in generate_stream(model, prompts, max_new_tokens, temperature, top_p, stop_ids, seed):
+    for step in generate_stream(model, prompts, max_new_tokens, temperature, top_p, stop_ids, seed, pick):
         for row, token in enumerate(step):
             if token is not None:
                 out[row].append(token)
@@ -56,9 +63,10 @@ def generate(model: Llama, prompts: list[list[int]], max_new_tokens: int, temper
 @torch.no_grad()
 def generate_stream(model: Llama, prompts: list[list[int]], max_new_tokens: int, temperature: float = 1.0,
                     top_p: float = 1.0, stop_ids: Sequence[int] = (),
-                    seed: int | None = None) -> Iterator[list[int | None]]:
+                    seed: int | None = None, pick: Pick | None = None) -> Iterator[list[int | None]]:
     """`generate`, one decoding step at a time: yields each row's new token (None once the row has stopped), so a
-    server can send tokens as they are sampled. Collecting the steps gives exactly what `generate` returns."""
+    server can send tokens as they are sampled. Collecting the steps gives exactly what `generate` returns.
+    `pick` replaces the sampler (temperature, top_p and seed then unused)."""
     if not prompts or any(len(p) == 0 for p in prompts):
         raise InputError("every prompt needs at least one token (start it with the BOS id)")
     if temperature < 0 or not 0 < top_p <= 1:
@@ -89,7 +97,7 @@ def generate_stream(model: Llama, prompts: list[list[int]], max_new_tokens: int,
         stops = torch.tensor(list(stop_ids), dtype=torch.long, device=device)
         next_pos = positions[:, -1] + 1
         for step in range(max_new_tokens):
-            token = _sample(logits, temperature, top_p, generator)
+            token = pick(logits, step) if pick else _sample(logits, temperature, top_p, generator)
             finished |= torch.isin(token, stops)
             yield [None if done else int(t) for t, done in zip(token.tolist(), finished.tolist(), strict=True)]
             if bool(finished.all()) or step == max_new_tokens - 1:
@@ -103,32 +111,44 @@ def generate_stream(model: Llama, prompts: list[list[int]], max_new_tokens: int,
         model.train(was_training)
 
 
-class _RowSeededNoise(torch.nn.Module):
-    """A Llama whose last-position logits come out as l / T + Gumbel noise, the noise drawn per row and step
-    from the row's own generator (see the module docstring). Decode it greedily with `generate`."""
+_M32 = 0xFFFFFFFF
 
-    def __init__(self, model: Llama, seeds: Sequence[int], temperature: float) -> None:
-        super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0 to sample; got {temperature}")
-        self.model = model
-        self.cfg = model.cfg  # generate sizes its KV cache from it
-        self.temperature = temperature
-        device = next(model.parameters()).device
-        self.generators = [torch.Generator(device).manual_seed(int(s)) for s in seeds]
 
-    def forward(self, idx: torch.Tensor, **kwargs) -> torch.Tensor:
-        last = self.model(idx, **kwargs)[:, -1].float() / self.temperature
-        if last.shape[0] != len(self.generators):
-            raise ValueError(f"a batch of {last.shape[0]} rows needs as many seeds; got {len(self.generators)}")
-        u = torch.stack([torch.rand(last.shape[-1], generator=g, device=last.device) for g in self.generators])
-        gumbel = -torch.log(-torch.log(u.clamp(1e-10, 1 - 1e-7)))
-        return (last + gumbel)[:, None]
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    """MurmurHash3's 32-bit finaliser on int64 tensors holding 32-bit values (products wrap; the mask keeps the
+    low 32 bits, which wrapping does not change)."""
+    x = x ^ (x >> 16)
+    x = (x * 0x85EBCA6B) & _M32
+    x = x ^ (x >> 13)
+    x = (x * 0xC2B2AE35) & _M32
+    return x ^ (x >> 16)
+
+
+def row_uniforms(seeds: torch.Tensor, step: int) -> torch.Tensor:
+    """(B,) float64 uniforms in (0, 1), each a function of its row's seed and `step` alone (counter-based)."""
+    key = _mix32(seeds & _M32)
+    return (_mix32((key + (step + 1) * 0x9E3779B9) & _M32).double() + 0.5) / 2.0**32
+
+
+def row_seeded_pick(seeds: Sequence[int], temperature: float, device: torch.device) -> Pick:
+    """Sampling by inversion at `temperature`, row i's draws fixed by `seeds[i]` (see the module docstring)."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0 to sample; got {temperature}")
+    keys = torch.tensor([int(s) for s in seeds], dtype=torch.long, device=device)
+
+    def pick(logits: torch.Tensor, step: int) -> torch.Tensor:
+        if logits.shape[0] != keys.shape[0]:
+            raise ValueError(f"a batch of {logits.shape[0]} rows needs as many seeds; got {keys.shape[0]}")
+        cdf = torch.softmax(logits.float() / temperature, dim=-1).double().cumsum(dim=-1)
+        target = row_uniforms(keys, step)[:, None] * cdf[:, -1:]
+        return torch.searchsorted(cdf, target).squeeze(-1).clamp(max=logits.shape[-1] - 1)
+
+    return pick
 
 
 @torch.no_grad()
 def generate_rows(model: Llama, prompts: list[list[int]], seeds: Sequence[int], max_new_tokens: int,
                   temperature: float, stop_ids: Sequence[int] = ()) -> list[list[int]]:
     """New tokens for each prompt, sampled at `temperature`, row i determined by `seeds[i]` alone."""
-    return generate(_RowSeededNoise(model, seeds, temperature), prompts, max_new_tokens,  # type: ignore[arg-type]
-                    temperature=0.0, stop_ids=stop_ids)
+    pick = row_seeded_pick(seeds, temperature, next(model.parameters()).device)
+    return generate(model, prompts, max_new_tokens, stop_ids=stop_ids, pick=pick)

@@ -24,7 +24,7 @@ from scalelab.posttrain.config import PosttrainConfig
 from scalelab.posttrain.constitution import load_constitution
 from scalelab.posttrain.feedback import check_feedback, make_feedback
 from scalelab.posttrain.steps import STEPS, StepInputs, check_rl_cai_samples, check_steps
-from scalelab.stage import Context
+from scalelab.stage import Context, torch_threads
 
 
 def evaluate_posttrained(lm: LM, world_dir: Path, cfg: PosttrainConfig) -> dict[str, Any]:
@@ -55,10 +55,7 @@ def run_steps(ctx: Context, model_dir: Path, world_dir: Path, cfg: PosttrainConf
         artifacts.atomic_write_json(d / "results.json", res)
         return res
 
-    threads = torch.get_num_threads()
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    try:
+    with torch_threads(cfg.threads):
         results = {"base": ctx.step("posttrain:base", "eval_results", ctx.layout.posttrain("base"), ident,
                                     [model_dir, world_dir], build_base)}
         prev = model_dir
@@ -79,8 +76,6 @@ def run_steps(ctx: Context, model_dir: Path, world_dir: Path, cfg: PosttrainConf
                                      build)
             prev = out
         return results
-    finally:
-        torch.set_num_threads(threads)
 
 
 def step_table(results: dict[str, Any]) -> dict[str, dict[str, Any]]:

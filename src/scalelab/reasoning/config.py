@@ -108,6 +108,9 @@ class PassKConfig:
     """held-out problems the self-verification and check-then-revise measurements use."""
     batch_size: int = 256
     """rows per sampling batch."""
+    dtype: str = "auto"
+    """precision of the evaluations' sampling: auto (bf16 autocast where this host runs the model's products
+    faster in it, `model.precision`) | fp32 | bf16; the logits sampled from are fp32 either way."""
 
 
 @dataclass
@@ -137,6 +140,7 @@ class ReasoningConfig:
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     experiments: list[str] = field(default_factory=lambda: ["tasks", "data_constrained", "synthetic"])
     """which parts the stage runs."""
-    threads: int = 1
-    """CPU threads while training and sampling these small models (more oversubscribes a shared machine)."""
+    threads: int = 0
+    """CPU threads while training and sampling (0: torch's own count, every core). On an idle 2-core host a
+    second thread sampled d3 1.5x faster (BENCHMARKS.md); set 1 on a machine other jobs share."""
     seed: int = 0

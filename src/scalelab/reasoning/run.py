@@ -13,8 +13,6 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from scalelab.artifacts import atomic_write_json
 from scalelab.config import to_dict
 from scalelab.model.lm import load_lm, save_lm
@@ -24,7 +22,7 @@ from scalelab.reasoning.evaluate import evaluate_task
 from scalelab.reasoning.steps import DIRECT, STEPS, step_config
 from scalelab.reasoning.tasks import make_task
 from scalelab.reasoning.verify import measure_verification
-from scalelab.stage import Context
+from scalelab.stage import Context, torch_threads
 
 RESULT = "result.json"
 
@@ -48,10 +46,10 @@ def train_step(ctx: Context, task_name: str, step: str, source: Path, world_dir:
     parents = [Path(source)] + ([Path(world_dir)] if world_dir is not None else [])
 
     def build(d: Path) -> dict[str, Any]:
-        torch.set_num_threads(cfg.threads)
         lm = load_lm(source, chat=True)
         task = make_task(task_name, cfg.task, world_dir)
-        res = STEPS[step](lm, task, cfg, seed, ctx.progress)
+        with torch_threads(cfg.threads):
+            res = STEPS[step](lm, task, cfg, seed, ctx.progress)
         res["flops"] = step_flops(lm, cfg.max_len, trained_tokens=res["trained_tokens"],
                                   sampled_tokens=res["sampled_tokens"])
         save_lm(lm, d)
@@ -71,16 +69,19 @@ def eval_step(ctx: Context, task_name: str, name: str, model_dir: Path, world_di
                 "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed}
 
     def build(d: Path) -> dict[str, Any]:
-        torch.set_num_threads(cfg.threads)
         lm = load_lm(model_dir, chat=True)
         task = make_task(task_name, cfg.task, world_dir)
-        res = evaluate_task(lm, task, cfg.eval, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
-                            progress=ctx.progress)
-        if verify:
-            problems = task.mixed("heldout", cfg.eval.verify_problems, cfg.seed + 1)
-            res["self_verification"] = measure_verification(lm, task, problems, max_new_tokens=cfg.max_new_tokens,
-                                                            seed=cfg.seed, batch_size=cfg.eval.batch_size)
+        with torch_threads(cfg.threads):
+            precision = lm.use_precision(cfg.eval.dtype, rows=cfg.eval.batch_size)
+            res = evaluate_task(lm, task, cfg.eval, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
+                                progress=ctx.progress)
+            if verify:
+                problems = task.mixed("heldout", cfg.eval.verify_problems, cfg.seed + 1)
+                res["self_verification"] = measure_verification(
+                    lm, task, problems, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
+                    batch_size=cfg.eval.batch_size)
         res["forward_flops_per_token"] = token_flops(lm, cfg.max_len)[1]
+        res["precision"] = precision.to_json()
         atomic_write_json(d / "results.json", res)
         return res
 

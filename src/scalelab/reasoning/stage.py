@@ -22,8 +22,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from scalelab.config import ConfigError
 from scalelab.layout import rung_name
 from scalelab.reasoning.compute import compute_trade, pretrain_flops
@@ -35,7 +33,7 @@ from scalelab.reasoning.run import eval_step, run_task, sft_only, train_step
 from scalelab.reasoning.timing import TimedContext, timing
 from scalelab.scaling.data_constrained import run_data_constrained
 from scalelab.scaling.synthetic import run_synthetic
-from scalelab.stage import Context, Stage, Summary
+from scalelab.stage import Context, Stage, Summary, torch_threads
 
 EXPERIMENTS = ("tasks", "data_constrained", "synthetic")
 
@@ -134,12 +132,10 @@ def run_reasoning(ctx: Context, summary: Summary) -> dict[str, Any] | None:
     if unknown:
         raise ConfigError(f"reasoning.experiments names {unknown}; choose from {', '.join(EXPERIMENTS)}")
     t0, timed = time.perf_counter(), TimedContext.around(ctx, since=time.time())
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)  # models this small: a second thread only oversubscribes a shared machine
     try:
-        out = _experiments(timed, cfg)
+        with torch_threads(cfg.threads):
+            out = _experiments(timed, cfg)
     finally:
-        torch.set_num_threads(threads)
         timed.hand_back(ctx)
     out["timing"] = timing(timed, time.perf_counter() - t0)
     out["seconds"] = out["timing"]["seconds"]

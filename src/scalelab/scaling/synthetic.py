@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from scalelab import artifacts
 from scalelab.artifacts import is_done
@@ -83,7 +82,6 @@ def write_documents(ctx: Context, name: str, writer: Path, prompts: list[str], t
                 "sampling": {k: getattr(scfg, k) for k in ("prompt_tokens", "max_new_tokens", "temperature")}}
 
     def build(d: Path) -> dict[str, Any]:
-        torch.set_num_threads(ctx.cfg.reasoning.threads)
         lm = load_lm(writer)
         tok = load_tokenizer(ctx.layout.tokenizer)
         world = WorldDir(ctx.layout.world).world()
