@@ -8,12 +8,14 @@ blocks of `--steps` steps so that load from other processes on the machine hits 
 the median block is reported. The machine's fp32 and bf16 matmul peaks are measured in the same run
 (largest of square matmuls of 1024 and 2048), before and after.
 
-MFU = model FLOPs per token × tokens/s ÷ fp32 peak, with FLOPs counted as in
+MFU = model FLOPs per token × tokens/s ÷ the peak of the dtype the variant computes in (fp32 or bf16; both
+are measured), with FLOPs counted as in
 `scalelab.model.flops.flops_per_token`: 6·(N_nonemb + d_model·vocab) + 6·n_layer·seq·d_attn per
 token (Kaplan et al. 2020 plus the unembedding matmul).
 
     python benchmarks/train_throughput.py                       # depths 2..5, ~3 minutes
-    python benchmarks/train_throughput.py --depths 2 --compile  # + torch.compile (slow to build)
+    python benchmarks/train_throughput.py --depths 2 --compile  # + torch.compile, fp32 and bf16 (slow to build
+                                                                # the first time on a host; then cached)
     python benchmarks/train_throughput.py --loss-check          # fp32 vs bf16 loss on learnable data
 """
 
@@ -30,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from transformers import LlamaForCausalLM
 
+from scalelab.model.compiled import compile_module
 from scalelab.model.config import ModelConfig
 from scalelab.model.flops import count_params, flops_per_token
 from scalelab.model.hf import to_llama_config
@@ -60,7 +63,7 @@ def scalelab_step(cfg: ModelConfig, tcfg: TrainConfig, amp: torch.dtype | None,
                   compile_model: bool = False) -> Callable[[torch.Tensor, torch.Tensor], float]:
     model = Llama(cfg)
     optimizer = build_optimizer(model, tcfg, tcfg.lr)
-    forward = torch.compile(model) if compile_model else model
+    forward = compile_module(model) if compile_model else model
     params = list(model.parameters())
 
     def step(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -71,14 +74,17 @@ def scalelab_step(cfg: ModelConfig, tcfg: TrainConfig, amp: torch.dtype | None,
     return step
 
 
-def hf_step(cfg: ModelConfig, tcfg: TrainConfig) -> Callable[[torch.Tensor, torch.Tensor], float]:
-    """The plain transformers loop: all parameters in AdamW with weight decay, default settings."""
+def hf_step(cfg: ModelConfig, tcfg: TrainConfig,
+            amp: torch.dtype | None = None) -> Callable[[torch.Tensor, torch.Tensor], float]:
+    """The plain transformers loop: all parameters in AdamW with weight decay, default settings; with `amp`,
+    the forward under CPU autocast as a user of transformers would write it."""
     model = LlamaForCausalLM(to_llama_config(cfg)).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2),
                                   weight_decay=tcfg.weight_decay)
 
     def step(x: torch.Tensor, y: torch.Tensor) -> float:
-        logits = model(input_ids=x).logits
+        with torch.autocast("cpu", dtype=amp or torch.float32, enabled=amp is not None):
+            logits = model(input_ids=x).logits
         loss = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), y.reshape(-1))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
@@ -89,7 +95,7 @@ def hf_step(cfg: ModelConfig, tcfg: TrainConfig) -> Callable[[torch.Tensor, torc
     return step
 
 
-def bench_depth(depth: int, args: argparse.Namespace, peak_fp32: float) -> dict:
+def bench_depth(depth: int, args: argparse.Namespace, peaks: dict[str, float]) -> dict:
     cfg = ModelConfig(depth=depth, vocab_size=args.vocab, max_seq_len=args.seq)
     tcfg = TrainConfig(seq_len=args.seq, batch_size=args.batch)
     gen = torch.Generator().manual_seed(depth)
@@ -99,13 +105,18 @@ def bench_depth(depth: int, args: argparse.Namespace, peak_fp32: float) -> dict:
         "scalelab_fp32": scalelab_step(cfg, tcfg, None),
     }
     if not args.no_bf16:
+        variants["hf_bf16"] = hf_step(cfg, tcfg, torch.bfloat16)
         variants["scalelab_bf16"] = scalelab_step(cfg, tcfg, torch.bfloat16)
-    compile_seconds = None
+    compile_seconds: dict[str, float] = {}
     if args.compile:
-        variants["scalelab_fp32_compiled"] = scalelab_step(cfg, tcfg, None, compile_model=True)
-        start = time.perf_counter()
-        variants["scalelab_fp32_compiled"](x, y)
-        compile_seconds = time.perf_counter() - start
+        for amp in (None, None if args.no_bf16 else torch.bfloat16):
+            name = f"scalelab_{'bf16' if amp else 'fp32'}_compiled"
+            if name in variants:
+                continue
+            variants[name] = scalelab_step(cfg, tcfg, amp, compile_model=True)
+            start = time.perf_counter()
+            variants[name](x, y)
+            compile_seconds[name] = time.perf_counter() - start
     for step in variants.values():  # warm-up (allocator, oneDNN kernels)
         for _ in range(2):
             step(x, y)
@@ -122,8 +133,9 @@ def bench_depth(depth: int, args: argparse.Namespace, peak_fp32: float) -> dict:
            "flops_per_token": fpt, "compile_seconds": compile_seconds, "variants": {}}
     for name, values in blocks.items():
         tps = statistics.median(values)
-        row["variants"][name] = {"tokens_per_second": tps, "blocks": values,
-                                 "gflops": tps * fpt / 1e9, "mfu_fp32": tps * fpt / 1e9 / peak_fp32}
+        dtype = "bf16" if "bf16" in name else "fp32"
+        row["variants"][name] = {"tokens_per_second": tps, "blocks": values, "dtype": dtype,
+                                 "gflops": tps * fpt / 1e9, "mfu": tps * fpt / 1e9 / peaks[f"{dtype}_before"]}
     return row
 
 
@@ -174,13 +186,15 @@ def main() -> None:
           f"bf16 peak {peaks['bf16_before']:.0f} GFLOP/s", flush=True)
     rows = []
     for depth in args.depths:
-        rows.append(bench_depth(depth, args, peaks["fp32_before"]))
+        rows.append(bench_depth(depth, args, peaks))
         r = rows[-1]
-        hf = r["variants"]["hf_fp32"]["tokens_per_second"]
         for name, v in r["variants"].items():
+            hf = r["variants"][f"hf_{v['dtype']}"]["tokens_per_second"]
             print(f"depth {depth} d_model {r['d_model']:4d} {name:24s} {v['tokens_per_second']:9.0f} tok/s "
-                  f"{v['gflops']:6.1f} GFLOP/s  MFU(fp32) {v['mfu_fp32']:5.1%}  x{v['tokens_per_second'] / hf:.2f}"
-                  + (f"  compile {r['compile_seconds']:.1f}s" if "compiled" in name else ""), flush=True)
+                  f"{v['gflops']:6.1f} GFLOP/s  MFU({v['dtype']}) {v['mfu']:5.1%}  x{v['tokens_per_second'] / hf:.2f} "
+                  f"of hf_{v['dtype']}"
+                  + (f"  compile {r['compile_seconds'][name]:.1f}s" if name in r["compile_seconds"] else ""),
+                  flush=True)
     peaks["fp32_after"], peaks["bf16_after"] = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
     print(f"after: fp32 peak {peaks['fp32_after']:.0f} GFLOP/s  bf16 peak {peaks['bf16_after']:.0f} GFLOP/s")
     result = {"threads": torch.get_num_threads(), "peaks_gflops": peaks, "batch": args.batch,

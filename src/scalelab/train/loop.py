@@ -32,6 +32,7 @@ from scalelab.artifacts import atomic_write_json
 from scalelab.config import ConfigError, to_dict
 from scalelab.data.loader import IGNORE, INDEX, TokenLoader, iter_eval_batches, read_index
 from scalelab.errors import InputError
+from scalelab.model.compiled import compile_module
 from scalelab.model.config import ModelConfig
 from scalelab.model.flops import count_params, train_flops
 from scalelab.model.hf import save_hf
@@ -178,7 +179,7 @@ def _run(model_cfg: ModelConfig, train_cfg: TrainConfig, shards_dir: Path, out_d
         out_dir.mkdir(parents=True, exist_ok=True)
     metrics = MetricsLog(out_dir, enabled=info.is_main, resume_step=start_step if resumed else None)
     net = D.wrap_model(model, info)
-    forward = torch.compile(net) if train_cfg.compile else net
+    forward = compile_module(net) if train_cfg.compile else net
     if distill is not None:
         forward = distillation_forward(forward, _load_teacher(distill, model_cfg, device), distill)
     params = list(model.parameters())
