@@ -14,9 +14,10 @@ from scalelab.artifacts import read_meta
 from scalelab.model.lm import load_lm
 from scalelab.presets import preset
 from scalelab.reasoning.config import GRPOConfig, PassKConfig, ReasoningConfig, SFTConfig, StarConfig
-from scalelab.reasoning.grpo import LOSS_NORMS, group_advantages, grpo_loss
+from scalelab.reasoning.grpo import LOSS_NORMS, group_advantages, grpo_loss, problem_pool
 from scalelab.reasoning.rollout import reply_row
 from scalelab.reasoning.run import run_task
+from scalelab.reasoning.tasks import make_task
 from scalelab.stage import Context
 from scalelab.train.finetune import pad_batch, token_logprobs
 
@@ -64,6 +65,19 @@ def test_grpo_gradient_is_zero_for_a_group_with_equal_rewards(model_dir, norm):
     for equal in ([1.0] * 4, [0.0] * 4):
         assert all(g is None or torch.count_nonzero(g) == 0 for g in grads(equal))
     assert any(g is not None and torch.count_nonzero(g) > 0 for g in grads([1.0, 0.0, 0.0, 1.0]))
+
+
+def test_grpo_pool_keeps_the_difficulty_mix_to_the_last_step():
+    """More problems asked than 1-digit sums exist: the pool is full, and its last steps are not all 3-digit."""
+    task = make_task("arithmetic")
+    n = 480
+    assert len(task.mixed("train", n, 17)) < n  # the case: fewer distinct instances than the run asks
+    pool = problem_pool(task, n, 17)
+    assert len(pool) == n
+    last_steps = pool[:80]  # popped last
+    shares = {d: sum(p.difficulty == d for p in last_steps) / len(last_steps) for d in task.train_difficulties}
+    assert min(shares.values()) > 0.05 and max(shares.values()) < 0.7, shares
+    assert problem_pool(task, n, 17) == pool  # seeded
 
 
 def test_grpo_kl_needs_a_reference():

@@ -24,6 +24,7 @@ makes a fresh optimiser per call, would reset Adam's moments at every step; rows
 from __future__ import annotations
 
 import copy
+import random
 from typing import Any
 
 import torch
@@ -79,6 +80,26 @@ def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, mask: torch.Tensor, ad
     return loss, {"kl": float((kl * m).sum() / n), "clip_fraction": float(clipped.sum() / n)}
 
 
+def problem_pool(task: Task, n: int, seed: int) -> list[Problem]:
+    """`n` training problems in a shuffled order, drawn from the end with `pop()`.
+
+    `Task.mixed` interleaves the difficulties until the one with the fewest distinct instances (1-digit sums: ~80)
+    runs out and then appends the rest difficulty by difficulty, and returns fewer than `n` when the task has
+    fewer distinct instances. Taken in that order, a long run would spend its last steps on the hardest problems
+    alone (the mean reward falls with no change in the policy) and then find the pool empty. Shuffled, every
+    step sees the same mix in expectation; a task with fewer than `n` instances repeats them, each pass in a
+    fresh order (fresh samples are drawn for a repeated problem, so it still carries new signal)."""
+    distinct = task.mixed("train", n, seed)
+    if not distinct:
+        raise InputError(f"task {task.name!r} has no training problems for GRPO")
+    rng, pool = random.Random(seed), []
+    while len(pool) < n:
+        shuffled = list(distinct)
+        rng.shuffle(shuffled)
+        pool += shuffled
+    return pool[:n]
+
+
 def _draw(lm: LM, task: Task, pool: list[Problem], cfg: GRPOConfig, max_new_tokens: int, seed: int,
           batch_size: int) -> tuple[list[Problem], list[list[list[int]]], list[list[bool]], torch.Tensor, int, int]:
     """Problems with their sampled groups and rewards; with dynamic sampling, only groups whose rewards differ
@@ -119,7 +140,7 @@ def run_grpo(lm: LM, task: Task, cfg: GRPOConfig, *, max_new_tokens: int, max_le
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
     ref = copy.deepcopy(model).eval() if cfg.kl_beta > 0 else None
     draws = 4 if cfg.dynamic_sampling else 1
-    pool = task.mixed("train", cfg.steps * cfg.prompts * draws, seed + 17)[::-1]
+    pool = problem_pool(task, cfg.steps * cfg.prompts * draws, seed + 17)
     history, sampled_tokens, trained_tokens = [], 0, 0
     for step in tqdm(range(cfg.steps), desc=f"grpo {task.name}", disable=not progress, leave=False):
         problems, ids, ended, rewards, drawn, tokens = _draw(lm, task, pool, cfg, max_new_tokens, seed * 100_003 + step,
