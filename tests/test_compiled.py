@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch._inductor.runtime.cache_dir_utils import default_cache_dir
 
 from scalelab.model.compiled import compile_cache_dir, compile_module
 
@@ -17,6 +18,8 @@ def test_cache_dir_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     monkeypatch.setenv("HOME", str(tmp_path))
     assert compile_cache_dir() == tmp_path / ".cache" / "scalelab" / "inductor"
     monkeypatch.setenv("SCALELAB_COMPILE_CACHE", str(tmp_path / "mine"))
+    assert compile_cache_dir() == tmp_path / "mine"
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())  # what inductor sets itself: no choice
     assert compile_cache_dir() == tmp_path / "mine"
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "theirs"))
     assert compile_cache_dir() == tmp_path / "theirs"

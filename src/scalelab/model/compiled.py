@@ -15,16 +15,23 @@ from typing import TypeVar
 
 import torch
 from torch import nn
+from torch._inductor.runtime.cache_dir_utils import default_cache_dir
 
 M = TypeVar("M", bound=nn.Module)
 
 
 def compile_cache_dir() -> Path:
-    """Where compiled graphs are kept: `$TORCHINDUCTOR_CACHE_DIR`, else `$SCALELAB_COMPILE_CACHE`, else the user's
-    cache folder."""
-    for env in ("TORCHINDUCTOR_CACHE_DIR", "SCALELAB_COMPILE_CACHE"):
-        if os.environ.get(env):
-            return Path(os.environ[env])
+    """Where compiled graphs are kept: `$TORCHINDUCTOR_CACHE_DIR` when the user chose it, else
+    `$SCALELAB_COMPILE_CACHE`, else the user's cache folder.
+
+    Inductor writes its own default (the temp folder) into `TORCHINDUCTOR_CACHE_DIR` the first time anything asks
+    for its cache folder, which some imports do; a value equal to that default is therefore not taken as a choice.
+    """
+    chosen = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if chosen and os.path.abspath(chosen) != os.path.abspath(default_cache_dir()):
+        return Path(chosen)
+    if os.environ.get("SCALELAB_COMPILE_CACHE"):
+        return Path(os.environ["SCALELAB_COMPILE_CACHE"])
     return Path.home() / ".cache" / "scalelab" / "inductor"
 
 
