@@ -13,7 +13,9 @@ What runs for each peer, and why:
 All three are evaluated by the same code (`scalelab.interp.metrics`): FVU, L0, dead fraction on held-out
 activations, and CE loss recovered / KL with the SAE spliced into SmolLM2. Positions >= 1 only
 (SmolLM2's position 0 is an attention sink with ~100x the norm). Throughput is training activations per
-second of the training loop alone (caching excluded, identical for all). fp32 throughout. Attention-sink rows
+second of the training loop alone (caching excluded, identical for all). fp32 by default; `--dtype bf16` trains
+scalelab with `TrainSAEConfig.dtype="bf16"` (its encoder product under bf16 autocast) and runs sparsify's forward
+under bf16 autocast (what its own trainer does on CUDA); sae-lens stays fp32. Attention-sink rows
 (norm > 10x the median, `cache.massive_rows`) are left out of training and evaluation for every peer. With
 `--repeats 2` the peers train in interleaved order (A B C A B C) so load drift on a shared machine does not
 favour one; quality is scored on the first repeat (training is deterministic), throughput on each.
@@ -58,9 +60,9 @@ def stream(cache: ActivationCache, batch: int, tokens: int):
         epoch += 1
 
 
-def run_scalelab(cache, d_sae, k, tokens, batch, lr=None):
+def run_scalelab(cache, d_sae, k, tokens, batch, lr=None, dtype="fp32"):
     """scalelab's default TopK recipe (TrainSAEConfig / SAEConfig defaults); `batch` and `lr` override it."""
-    tcfg = TrainSAEConfig(tokens=tokens, progress=False)
+    tcfg = TrainSAEConfig(tokens=tokens, progress=False, dtype=dtype)
     tcfg.batch_size = batch or tcfg.batch_size
     tcfg.lr = lr or tcfg.lr
     res = train_sae(cache, SAEConfig(arch="topk", d_in=cache.d_in, d_sae=d_sae, k=k, dead_tokens=tokens // 4), tcfg)
@@ -116,7 +118,7 @@ class _SparsifyView(torch.nn.Module):
         return self.decode(self.encode(x))
 
 
-def run_sparsify(cache, d_sae, k, tokens, batch):
+def run_sparsify(cache, d_sae, k, tokens, batch, dtype="fp32"):
     from schedulefree import ScheduleFreeWrapper
     from sparsify.config import SparseCoderConfig
     from sparsify.sign_sgd import SignSGD
@@ -131,7 +133,8 @@ def run_sparsify(cache, d_sae, k, tokens, batch):
         if step == 0:
             coder.b_dec.data = x.mean(0)
         coder.set_decoder_norm_to_unit_norm()
-        out = coder(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16"):
+            out = coder(x)
         out.fvu.backward()
         coder.remove_gradient_parallel_to_decoder_directions()
         opt.step()
@@ -159,6 +162,7 @@ def main() -> None:
     ap.add_argument("--scalelab-lr", type=float, default=0.0, help="0: scalelab's default recipe")
     ap.add_argument("--reuse-cache", action="store_true", help="use OUT/cache from an earlier run")
     ap.add_argument("--results", default="results.json", help="file name under OUT")
+    ap.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="scalelab's and sparsify's precision")
     args = ap.parse_args()
     out = Path(args.out)
     torch.manual_seed(0)
@@ -195,7 +199,10 @@ def main() -> None:
                 continue
             try:
                 if name == "scalelab":
-                    sae, secs = run_scalelab(train_cache, d_sae, k, args.tokens, args.scalelab_batch, args.scalelab_lr)
+                    sae, secs = run_scalelab(train_cache, d_sae, k, args.tokens, args.scalelab_batch, args.scalelab_lr,
+                                             args.dtype)
+                elif name == "sparsify":
+                    sae, secs = run_sparsify(train_cache, d_sae, k, args.tokens, args.batch, args.dtype)
                 else:
                     sae, secs = runners[name](train_cache, d_sae, k, args.tokens, args.batch)
             except Exception as err:  # a peer that cannot run is reported, not hidden
