@@ -68,11 +68,39 @@ def test_training_records_its_precision(tmp_path: Path, monkeypatch: pytest.Monk
     from scalelab.train.loop import pretrain
 
     monkeypatch.setenv("SCALELAB_PRECISION_CACHE", str(tmp_path / "cache.json"))
-    monkeypatch.setattr("scalelab.model.precision.matmul_rates", lambda shapes: {"fp32": 10.0, "bf16": 40.0})
+    # one process on a CPU times its own step (train.precision_probe), not the matmul benchmark
+    monkeypatch.setattr("scalelab.model.precision.matmul_rates", lambda shapes: {"fp32": 40.0, "bf16": 10.0})
+    monkeypatch.setattr("scalelab.train.loop.step_measure",
+                        lambda *a, **k: lambda shapes: {"fp32": 10.0, "bf16": 40.0})
     shards = make_shards(tmp_path, 6000, 64, seed=0)
     res = pretrain(ModelConfig(depth=1, aspect_ratio=32, head_dim=16, vocab_size=64, max_seq_len=32),
                    TrainConfig(seq_len=32, batch_size=4, tokens=1024, eval_tokens=256, eval_every=0, ckpt_every=0,
                                progress=True), shards, tmp_path / "run")
     assert res["dtype"] == "bf16" and res["precision"]["rates"] == {"fp32": 10.0, "bf16": 40.0}
+    assert res["precision"]["probe"] == "train-step"
     out = capsys.readouterr()
-    assert "precision bf16 (measured: bf16 40 vs fp32 10 GFLOP/s)" in out.out + out.err  # the progress names why
+    # the progress names why
+    assert "precision bf16 (measured: bf16 40 vs fp32 10 GFLOP/s, train-step)" in out.out + out.err
+
+
+def test_a_probe_has_its_own_cache_entry(tmp_path: Path) -> None:
+    cache = tmp_path / "precision.json"
+    matmuls, _ = fake({"fp32": 50.0, "bf16": 150.0})
+    step, calls = fake({"fp32": 50.0, "bf16": 40.0})
+    assert choose_precision("auto", CPU, SHAPES, measure=matmuls, cache=cache).dtype == "bf16"
+    p = choose_precision("auto", CPU, SHAPES, measure=step, cache=cache, probe="train-step depth 1")
+    assert len(calls) == 1 and p.dtype == "fp32" and p.reason == "measured" and p.probe == "train-step"
+
+
+def test_the_step_probe_times_both_dtypes_and_leaves_the_model_as_built() -> None:
+    from scalelab.model.config import ModelConfig
+    from scalelab.model.llama import Llama
+    from scalelab.train.precision_probe import step_measure
+
+    cfg = ModelConfig(depth=1, aspect_ratio=32, head_dim=16, vocab_size=64, max_seq_len=32)
+    model = Llama(cfg)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rates = step_measure(model, cfg, batch=2, seq_len=16, device=CPU, reps=1)(SHAPES)
+    assert set(rates) == {"fp32", "bf16"} and all(r > 0 for r in rates.values())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())

@@ -114,7 +114,7 @@ def test_the_sae_and_its_cache_record_their_precision(tmp_path: Path, rates: dic
     summary = train_sae_on_model(model, root / "world" / "train.jsonl", tmp_path / "sae", cfg, progress=False)
     saved = json.loads((tmp_path / "sae" / "training_metrics.json").read_text())
     assert summary["dtype"] == saved["dtype"] == "bf16"
-    assert saved["precision"] == {"dtype": "bf16", "reason": "measured", "rates": FAST_BF16}
+    assert saved["precision"] == {"dtype": "bf16", "reason": "measured", "rates": FAST_BF16, "probe": "matmuls"}
     cache = json.loads((tmp_path / "sae" / "cache" / "cache.json").read_text())
     assert saved["cache_forward_dtype"] == cache["forward_dtype"] == "bf16" and cache["dtype"] == "fp32"
 

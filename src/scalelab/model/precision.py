@@ -53,6 +53,7 @@ class Precision:
     dtype: str  # "fp32" or "bf16" (autocast)
     reason: str  # "forced", "cuda", "measured" or "cached"
     rates: dict[str, float] = field(default_factory=dict)  # GFLOP/s per dtype on the work's shapes, when measured
+    probe: str = "matmuls"  # what the rates timed: the work's matrix products, or e.g. "train-step" (the whole step)
 
     @property
     def autocast(self) -> torch.dtype | None:
@@ -67,7 +68,7 @@ class Precision:
         if not self.rates:
             return f"{self.dtype} ({self.reason})"
         return (f"{self.dtype} ({self.reason}: bf16 {self.rates['bf16']:.0f} vs fp32 {self.rates['fp32']:.0f} "
-                "GFLOP/s)")
+                f"GFLOP/s, {self.probe})")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,8 +142,12 @@ def _read_cache(path: Path) -> dict[str, Any]:
 
 
 def choose_precision(requested: str, device: torch.device, shapes: Sequence[Shape], *,
-                     measure: Measure | None = None, cache: Path | None = None) -> Precision:
-    """The precision for work on `device` whose matrix products are `shapes` (see the module docstring)."""
+                     measure: Measure | None = None, cache: Path | None = None, probe: str = "") -> Precision:
+    """The precision for work on `device` whose matrix products are `shapes` (see the module docstring).
+
+    `measure` replaces the matmul benchmark (a test's injected rates, or `train.precision_probe`'s timing of the
+    whole step); `probe` names such a measurement in the cache key, so its rates never stand in for the matmul
+    benchmark's on the same shapes or the other way round."""
     if requested not in PRECISIONS:
         raise InputError(f"dtype={requested!r} is unknown; use {', '.join(PRECISIONS)}")
     if requested != "auto":
@@ -150,7 +155,7 @@ def choose_precision(requested: str, device: torch.device, shapes: Sequence[Shap
     if device.type == "cuda":
         return Precision("bf16", "cuda")
     path = cache if cache is not None else cache_path()
-    key = _host_key(shapes)
+    key = f"{probe}|{_host_key(shapes)}" if probe else _host_key(shapes)
     stored = _read_cache(path)
     if key in stored:
         rates = stored[key]
@@ -165,4 +170,4 @@ def choose_precision(requested: str, device: torch.device, shapes: Sequence[Shap
         except OSError:
             pass
     dtype = "bf16" if rates["bf16"] >= MARGIN * rates["fp32"] else "fp32"
-    return Precision(dtype, reason, rates)
+    return Precision(dtype, reason, rates, probe.split(" ")[0] if probe else "matmuls")

@@ -43,6 +43,7 @@ from scalelab.train.checkpoint import CheckpointError, latest_checkpoint, load_c
 from scalelab.train.config import TrainConfig
 from scalelab.train.metrics import MetricsLog
 from scalelab.train.optim import build_optimizer, resolve_device
+from scalelab.train.precision_probe import step_measure, step_probe_name
 from scalelab.train.schedule import lr_multiplier, peak_lr
 from scalelab.train.step import (
     Distillation,
@@ -152,12 +153,18 @@ def _run(model_cfg: ModelConfig, train_cfg: TrainConfig, shards_dir: Path, out_d
     started = time.perf_counter()
     tokens_per_step = train_cfg.batch_size * train_cfg.seq_len
     rows = tokens_per_step // info.world_size
-    precision = choose_precision(train_cfg.dtype, device, matmul_shapes(model_cfg.d_model, model_cfg.d_ff,
-                                                                          model_cfg.vocab_size, rows))
-    amp = precision.autocast
     steps = math.ceil(token_budget(model_cfg, train_cfg) / tokens_per_step)
     _seed_everything(train_cfg.seed)
     model = Llama(model_cfg).to(device)
+    shapes = matmul_shapes(model_cfg.d_model, model_cfg.d_ff, model_cfg.vocab_size, rows)
+    if info.world_size == 1:  # one process: time the step itself (train.precision_probe); ranks must agree
+        batch = rows // train_cfg.seq_len
+        precision = choose_precision(train_cfg.dtype, device, shapes, probe=step_probe_name(model_cfg, batch,
+                                                                                            train_cfg.seq_len),
+                                     measure=step_measure(model, model_cfg, batch, train_cfg.seq_len, device))
+    else:
+        precision = choose_precision(train_cfg.dtype, device, shapes)
+    amp = precision.autocast
     lr = peak_lr(train_cfg, model_cfg.d_model)
     optimizer = build_optimizer(model, train_cfg, lr)
     loader = TokenLoader(shards_dir, "train", train_cfg.batch_size, train_cfg.seq_len, train_cfg.seed,
