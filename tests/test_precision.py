@@ -92,6 +92,12 @@ def test_a_probe_has_its_own_cache_entry(tmp_path: Path) -> None:
     assert len(calls) == 1 and p.dtype == "fp32" and p.reason == "measured" and p.probe == "train-step"
 
 
+def test_the_margin_is_the_callers(tmp_path: Path) -> None:
+    measure, _ = fake({"fp32": 100.0, "bf16": 115.0})
+    assert choose_precision("auto", CPU, SHAPES, measure=measure, cache=tmp_path / "a.json").dtype == "fp32"
+    assert choose_precision("auto", CPU, SHAPES, measure=measure, cache=tmp_path / "b.json", margin=1.1).dtype == "bf16"
+
+
 def test_the_step_probe_times_both_dtypes_and_leaves_the_model_as_built() -> None:
     from scalelab.model.config import ModelConfig
     from scalelab.model.llama import Llama

@@ -142,12 +142,13 @@ def _read_cache(path: Path) -> dict[str, Any]:
 
 
 def choose_precision(requested: str, device: torch.device, shapes: Sequence[Shape], *,
-                     measure: Measure | None = None, cache: Path | None = None, probe: str = "") -> Precision:
+                     measure: Measure | None = None, cache: Path | None = None, probe: str = "",
+                     margin: float = MARGIN) -> Precision:
     """The precision for work on `device` whose matrix products are `shapes` (see the module docstring).
 
     `measure` replaces the matmul benchmark (a test's injected rates, or `train.precision_probe`'s timing of the
     whole step); `probe` names such a measurement in the cache key, so its rates never stand in for the matmul
-    benchmark's on the same shapes or the other way round."""
+    benchmark's on the same shapes or the other way round. `margin` is the factor bf16 must win by."""
     if requested not in PRECISIONS:
         raise InputError(f"dtype={requested!r} is unknown; use {', '.join(PRECISIONS)}")
     if requested != "auto":
@@ -169,5 +170,5 @@ def choose_precision(requested: str, device: torch.device, shapes: Sequence[Shap
             atomic_write_text(path, json.dumps({**_read_cache(path), key: rates}, indent=1))
         except OSError:
             pass
-    dtype = "bf16" if rates["bf16"] >= MARGIN * rates["fp32"] else "fp32"
+    dtype = "bf16" if rates["bf16"] >= margin * rates["fp32"] else "fp32"
     return Precision(dtype, reason, rates, probe.split(" ")[0] if probe else "matmuls")

@@ -43,7 +43,7 @@ from scalelab.train.checkpoint import CheckpointError, latest_checkpoint, load_c
 from scalelab.train.config import TrainConfig
 from scalelab.train.metrics import MetricsLog
 from scalelab.train.optim import build_optimizer, resolve_device
-from scalelab.train.precision_probe import step_measure, step_probe_name
+from scalelab.train.precision_probe import STEP_MARGIN, step_measure, step_probe_name
 from scalelab.train.schedule import lr_multiplier, peak_lr
 from scalelab.train.step import (
     Distillation,
@@ -161,7 +161,8 @@ def _run(model_cfg: ModelConfig, train_cfg: TrainConfig, shards_dir: Path, out_d
         batch = rows // train_cfg.seq_len
         precision = choose_precision(train_cfg.dtype, device, shapes, probe=step_probe_name(model_cfg, batch,
                                                                                             train_cfg.seq_len),
-                                     measure=step_measure(model, model_cfg, batch, train_cfg.seq_len, device))
+                                     measure=step_measure(model, model_cfg, batch, train_cfg.seq_len, device),
+                                     margin=STEP_MARGIN)
     else:
         precision = choose_precision(train_cfg.dtype, device, shapes)
     amp = precision.autocast
