@@ -16,7 +16,7 @@ import dataclasses
 import torch
 
 from scalelab.model.llama import Llama
-from scalelab.model.precision import MARGIN, matmul_rates, matmul_shapes
+from scalelab.model.precision import MARGIN, faster_dtype, matmul_rates, matmul_shapes
 from scalelab.presets import preset
 from scalelab.train.precision_probe import STEP_MARGIN, step_measure
 
@@ -34,8 +34,7 @@ def main() -> None:
         shapes = matmul_shapes(cfg.d_model, cfg.d_ff, cfg.vocab_size, batch * args.seq)
         mm = matmul_rates(shapes)
         step = step_measure(Llama(cfg), cfg, batch, args.seq, torch.device("cpu"))(shapes)
-        mm_pick = "bf16" if mm["bf16"] >= MARGIN * mm["fp32"] else "fp32"
-        step_pick = "bf16" if step["bf16"] >= STEP_MARGIN * step["fp32"] else "fp32"
+        mm_pick, step_pick = faster_dtype(mm, MARGIN), faster_dtype(step, STEP_MARGIN)
         print(f"d{depth} batch {batch}: matmuls bf16 {mm['bf16']:.0f} / fp32 {mm['fp32']:.0f} GFLOP/s -> {mm_pick}; "
               f"step bf16 {step['bf16']:.0f} / fp32 {step['fp32']:.0f} ({step['bf16'] / step['fp32']:.2f}x) "
               f"-> {step_pick}")

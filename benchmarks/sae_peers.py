@@ -187,7 +187,6 @@ def main() -> None:
     sinks = massive_rows(train_rows)
     train_cache = ActivationCache.from_rows(train_rows[~sinks], out / "train_cache", site.name)
     d_sae, k = 16 * cache.d_in, 32
-    runners = {"scalelab": run_scalelab, "sae-lens": run_saelens, "sparsify": run_sparsify}
     results = {"model": args.model, "site": site.name, "d_in": cache.d_in, "d_sae": d_sae, "k": k,
                "train_tokens": args.tokens, "cached_tokens": args.cache_tokens, "eval_tokens": len(eval_acts),
                "cache_seconds": round(cache_s, 1), "batch": args.batch, "threads": torch.get_num_threads(),
@@ -203,8 +202,10 @@ def main() -> None:
                                              args.dtype)
                 elif name == "sparsify":
                     sae, secs = run_sparsify(train_cache, d_sae, k, args.tokens, args.batch, args.dtype)
+                elif name == "sae-lens":
+                    sae, secs = run_saelens(train_cache, d_sae, k, args.tokens, args.batch)
                 else:
-                    sae, secs = runners[name](train_cache, d_sae, k, args.tokens, args.batch)
+                    raise ValueError(f"unknown peer {name!r}; use scalelab, sae-lens or sparsify")
             except Exception as err:  # a peer that cannot run is reported, not hidden
                 results["peers"][name] = {"error": f"{type(err).__name__}: {err}"}
                 print(name, "failed:", err)

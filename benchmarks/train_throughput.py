@@ -109,10 +109,8 @@ def bench_depth(depth: int, args: argparse.Namespace, peaks: dict[str, float]) -
         variants["scalelab_bf16"] = scalelab_step(cfg, tcfg, torch.bfloat16)
     compile_seconds: dict[str, float] = {}
     if args.compile:
-        for amp in (None, None if args.no_bf16 else torch.bfloat16):
+        for amp in [None] + ([] if args.no_bf16 else [torch.bfloat16]):
             name = f"scalelab_{'bf16' if amp else 'fp32'}_compiled"
-            if name in variants:
-                continue
             variants[name] = scalelab_step(cfg, tcfg, amp, compile_model=True)
             start = time.perf_counter()
             variants[name](x, y)

@@ -97,24 +97,42 @@ def model_shapes(model: nn.Module, rows: int) -> list[Shape]:
     return matmul_shapes(int(hf.hidden_size), int(hf.intermediate_size), int(hf.vocab_size), rows)
 
 
+def median_seconds(runs: dict[str, Callable[[], object]], reps: int) -> dict[str, float]:
+    """Median seconds of each run, timed in alternation for `reps` rounds after one warm-up round (first calls pick
+    kernels and allocate): a busy machine's stalls then hit every run alike and their ratio, which decides, holds
+    better than any one time."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for rep in range(reps + 1):
+        for name, run in runs.items():
+            t = time.perf_counter()
+            run()
+            if rep:
+                times[name].append(time.perf_counter() - t)
+    return {name: sorted(ts)[len(ts) // 2] for name, ts in times.items()}
+
+
+def faster_dtype(rates: dict[str, float], margin: float = MARGIN) -> str:
+    """"bf16" where its rate beats fp32's by `margin`, else "fp32" (a slower or equal bf16 would only cost
+    accuracy)."""
+    return "bf16" if rates["bf16"] >= margin * rates["fp32"] else "fp32"
+
+
 def matmul_rates(shapes: Sequence[Shape], reps: int = 7) -> dict[str, float]:
-    """GFLOP/s of the shapes' products in fp32 and bf16 on this CPU. The two precisions are timed in alternation,
-    `reps` rounds each, and each keeps its median: a busy machine's stalls then hit both alike and the ratio, which
-    decides, holds better than either rate."""
+    """GFLOP/s of the shapes' products in fp32 and bf16 on this CPU, timed by `median_seconds`."""
     gen = torch.Generator().manual_seed(0)
     flops = sum(2 * m * k * n for m, k, n in shapes)
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     pairs = {name: [(torch.randn(m, k, generator=gen).to(dt), torch.randn(k, n, generator=gen).to(dt))
                     for m, k, n in shapes] for name, dt in dtypes.items()}
-    times: dict[str, list[float]] = {name: [] for name in dtypes}
-    for rep in range(reps + 1):
-        for name, mats in pairs.items():
-            t = time.perf_counter()
+
+    def products(mats: list[tuple[torch.Tensor, torch.Tensor]]) -> Callable[[], None]:
+        def run() -> None:
             for a, b in mats:
                 a @ b
-            if rep:  # round 0 is the warm-up: first calls pick kernels and allocate
-                times[name].append(time.perf_counter() - t)
-    return {name: flops / sorted(ts)[len(ts) // 2] / 1e9 for name, ts in times.items()}
+        return run
+
+    seconds = median_seconds({name: products(mats) for name, mats in pairs.items()}, reps)
+    return {name: flops / s / 1e9 for name, s in seconds.items()}
 
 
 def _host_key(shapes: Sequence[Shape]) -> str:
@@ -170,5 +188,4 @@ def choose_precision(requested: str, device: torch.device, shapes: Sequence[Shap
             atomic_write_text(path, json.dumps({**_read_cache(path), key: rates}, indent=1))
         except OSError:
             pass
-    dtype = "bf16" if rates["bf16"] >= margin * rates["fp32"] else "fp32"
-    return Precision(dtype, reason, rates, probe.split(" ")[0] if probe else "matmuls")
+    return Precision(faster_dtype(rates, margin), reason, rates, probe.split(" ")[0] if probe else "matmuls")

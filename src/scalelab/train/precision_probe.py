@@ -12,15 +12,14 @@ is cached per host, model shape and batch like the matmul probe's (`choose_preci
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 from scalelab.model.config import ModelConfig
 from scalelab.model.flops import flops_per_token
-from scalelab.model.precision import Measure, Shape
+from scalelab.model.precision import Measure, Shape, median_seconds
 from scalelab.train.step import forward_backward
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16}
@@ -44,20 +43,20 @@ def step_measure(model: nn.Module, cfg: ModelConfig, batch: int, seq_len: int, d
         gen = torch.Generator().manual_seed(0)
         x, y = torch.randint(0, cfg.vocab_size, (2, batch, seq_len), generator=gen).to(device)
         params = [p for p in model.parameters() if p.requires_grad]
-        times: dict[str, list[float]] = {name: [] for name in DTYPES}
+
+        def step(amp: torch.dtype | None) -> Callable[[], None]:
+            def run() -> None:
+                forward_backward(model, params, x, y, device, amp, grad_clip=0.0)
+                for p in params:
+                    p.grad = None
+            return run
+
         try:
-            for rep in range(reps + 1):
-                for name, amp in DTYPES.items():
-                    start = time.perf_counter()
-                    forward_backward(model, params, x, y, device, amp, grad_clip=0.0)
-                    if rep:  # round 0 is the warm-up: kernel choice and allocation
-                        times[name].append(time.perf_counter() - start)
-                    for p in params:
-                        p.grad = None
+            seconds = median_seconds({name: step(amp) for name, amp in DTYPES.items()}, reps)
         finally:
             for p in params:
                 p.grad = None
         flops = flops_per_token(cfg, seq_len) * batch * seq_len
-        return {name: flops / sorted(ts)[len(ts) // 2] / 1e9 for name, ts in times.items()}
+        return {name: flops / s / 1e9 for name, s in seconds.items()}
 
     return measure
